@@ -1,0 +1,1 @@
+//! AMF0 (Action Message Format 0) for RTMP commands and FLV script data.
