@@ -71,7 +71,10 @@ fn si24(b: &[u8]) -> i32 {
 
 /// Reads the video tag header at the start of `body`.
 pub fn parse_video_header(body: &[u8]) -> Result<VideoHeader, BodyError> {
-    let short = || BodyError::Truncated { what: "video", len: body.len() };
+    let short = || BodyError::Truncated {
+        what: "video",
+        len: body.len(),
+    };
     let first = *body.first().ok_or_else(short)?;
     let frame_type = (first >> 4) & 0x07;
     if first & 0x80 == 0 {
@@ -201,13 +204,21 @@ pub struct AudioHeader {
 
 /// Reads the audio tag header at the start of `body`.
 pub fn parse_audio_header(body: &[u8]) -> Result<AudioHeader, BodyError> {
-    let short = || BodyError::Truncated { what: "audio", len: body.len() };
+    let short = || BodyError::Truncated {
+        what: "audio",
+        len: body.len(),
+    };
     let first = *body.first().ok_or_else(short)?;
     let format = first >> 4;
     match format {
         10 => {
             let packet_type = *body.get(1).ok_or_else(short)?;
-            Ok(AudioHeader { codec: Codec::Aac, seq_header: packet_type == 0, data_offset: 2, enhanced: false })
+            Ok(AudioHeader {
+                codec: Codec::Aac,
+                seq_header: packet_type == 0,
+                data_offset: 2,
+                enhanced: false,
+            })
         }
         9 => {
             let mut packet_type = first & 0x0f;
@@ -232,11 +243,31 @@ pub fn parse_audio_header(body: &[u8]) -> Result<AudioHeader, BodyError> {
             }
             let cc = body.get(pos..pos + 4).ok_or_else(short)?;
             let codec = audio_codec_from_fourcc(u32::from_be_bytes([cc[0], cc[1], cc[2], cc[3]]));
-            Ok(AudioHeader { codec, seq_header: packet_type == 0 || packet_type == 4, data_offset: pos + 4, enhanced: true })
+            Ok(AudioHeader {
+                codec,
+                seq_header: packet_type == 0 || packet_type == 4,
+                data_offset: pos + 4,
+                enhanced: true,
+            })
         }
-        2 | 14 => Ok(AudioHeader { codec: Codec::Mp3, seq_header: false, data_offset: 1, enhanced: false }),
-        13 => Ok(AudioHeader { codec: Codec::Opus, seq_header: false, data_offset: 1, enhanced: false }),
-        other => Ok(AudioHeader { codec: Codec::Other(u32::from(other)), seq_header: false, data_offset: 1, enhanced: false }),
+        2 | 14 => Ok(AudioHeader {
+            codec: Codec::Mp3,
+            seq_header: false,
+            data_offset: 1,
+            enhanced: false,
+        }),
+        13 => Ok(AudioHeader {
+            codec: Codec::Opus,
+            seq_header: false,
+            data_offset: 1,
+            enhanced: false,
+        }),
+        other => Ok(AudioHeader {
+            codec: Codec::Other(u32::from(other)),
+            seq_header: false,
+            data_offset: 1,
+            enhanced: false,
+        }),
     }
 }
 

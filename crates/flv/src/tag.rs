@@ -14,7 +14,12 @@ pub fn file_header(has_audio: bool, has_video: bool) -> [u8; FILE_HEADER_LEN] {
 
 /// Writes an 11-byte tag header. The timestamp is in milliseconds; its high byte goes to the
 /// TimestampExtended field as the format requires.
-pub fn write_tag_header(out: &mut [u8; TAG_HEADER_LEN], tag_type: u8, data_size: u32, timestamp: u32) {
+pub fn write_tag_header(
+    out: &mut [u8; TAG_HEADER_LEN],
+    tag_type: u8,
+    data_size: u32,
+    timestamp: u32,
+) {
     out[0] = tag_type & 0x1f;
     out[1..4].copy_from_slice(&data_size.to_be_bytes()[1..]);
     out[4..7].copy_from_slice(&timestamp.to_be_bytes()[1..]);
