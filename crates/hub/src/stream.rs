@@ -1,0 +1,338 @@
+//! One live stream: the ring, the decoder configuration and metadata, the publisher slot, the
+//! viewers' wake-up, and the GOP circuit breaker.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use sluice_media::{Codec, Frame, Track};
+use tokio::sync::Notify;
+
+use crate::config::HubConfig;
+use crate::ring::Ring;
+use crate::timeline::Timeline;
+
+/// Counters of one stream, readable without the lock (for metrics and the API).
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    pub frames_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub video_frames_in: AtomicU64,
+    pub keyframes_in: AtomicU64,
+    /// Whole-GOP skips of lagging viewers.
+    pub skips: AtomicU64,
+    /// Viewers cut off (slow, stalled, kicked).
+    pub kicks: AtomicU64,
+    /// GOP circuit-breaker trips.
+    pub breaker_trips: AtomicU64,
+    /// Publisher timestamp discontinuities rebased.
+    pub ts_jumps: AtomicU64,
+    pub viewers: AtomicUsize,
+    pub publishes: AtomicU64,
+}
+
+/// What a stream carries, as seen so far.
+#[derive(Debug, Clone, Default)]
+pub struct StreamInfo {
+    pub video_codec: Option<Codec>,
+    pub audio_codec: Option<Codec>,
+    pub publishing: bool,
+    pub ended: bool,
+    pub ring_bytes: usize,
+    pub ring_frames: usize,
+    /// Current GOP (bytes, ms).
+    pub gop: Option<(usize, i64)>,
+    pub last_dts: i64,
+}
+
+pub(crate) struct State {
+    pub ring: Ring,
+    pub video_seq: Option<Frame>,
+    pub audio_seq: Option<Frame>,
+    pub metadata: Option<Frame>,
+    /// The id of the current publisher, if any.
+    pub publisher: Option<u64>,
+    /// When the last publisher left (grace period running).
+    pub unpublished_at: Option<Instant>,
+    pub timeline: Timeline,
+    /// No publisher and the grace period is over (or the stream was closed): viewers drain and end.
+    pub ended: bool,
+    /// The GOP breaker tripped: video is dropped until the next keyframe.
+    pub awaiting_keyframe: bool,
+    pub has_video: bool,
+    pub has_audio: bool,
+    pub video_codec: Option<Codec>,
+    pub audio_codec: Option<Codec>,
+}
+
+/// One live stream, shared by its publisher and viewers through `Arc`.
+pub struct Stream {
+    key: Arc<str>,
+    pub(crate) config: Arc<HubConfig>,
+    pub(crate) state: RwLock<State>,
+    notify: Notify,
+    /// Wakes viewers waiting for a publisher to (re)appear.
+    pub(crate) publisher_notify: Notify,
+    /// Counters.
+    pub stats: StreamStats,
+    pub(crate) created: Instant,
+}
+
+/// Why a publish was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    #[error("stream {0} is already being published")]
+    AlreadyPublishing(String),
+    #[error("limit max_streams ({0}) reached")]
+    TooManyStreams(usize),
+    #[error("stream {0} has ended")]
+    Ended(String),
+}
+
+impl Stream {
+    pub(crate) fn new(key: Arc<str>, config: Arc<HubConfig>) -> Self {
+        let timeline = Timeline::new(
+            config.max_ts_jump_back.as_millis() as i64,
+            config.max_ts_jump_forward.as_millis() as i64,
+        );
+        Stream {
+            key,
+            config,
+            state: RwLock::new(State {
+                ring: Ring::default(),
+                video_seq: None,
+                audio_seq: None,
+                metadata: None,
+                publisher: None,
+                unpublished_at: None,
+                timeline,
+                ended: false,
+                awaiting_keyframe: false,
+                has_video: false,
+                has_audio: false,
+                video_codec: None,
+                audio_codec: None,
+            }),
+            notify: Notify::new(),
+            publisher_notify: Notify::new(),
+            stats: StreamStats::default(),
+            created: Instant::now(),
+        }
+    }
+
+    /// `app/stream`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// When the stream entry was created.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A future that completes at the next push or state change. Create it (and `enable` it)
+    /// before checking for frames so no wake-up is lost.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    pub(crate) fn wake_viewers(&self) {
+        self.notify.notify_waiters();
+    }
+
+    /// A snapshot for the API and metrics.
+    pub fn info(&self) -> StreamInfo {
+        let s = self.read();
+        StreamInfo {
+            video_codec: s.video_codec,
+            audio_codec: s.audio_codec,
+            publishing: s.publisher.is_some(),
+            ended: s.ended,
+            ring_bytes: s.ring.bytes(),
+            ring_frames: s.ring.len(),
+            gop: s.ring.current_gop(),
+            last_dts: s.timeline.last(),
+        }
+    }
+
+    /// What the stream carries (audio, video), for the FLV header flags. Known once sequence
+    /// headers or frames of a track have arrived.
+    pub fn tracks(&self) -> (bool, bool) {
+        let s = self.read();
+        (s.has_audio, s.has_video)
+    }
+
+    /// True while a publisher is attached.
+    pub fn is_publishing(&self) -> bool {
+        self.read().publisher.is_some()
+    }
+
+    /// True once the stream ended for good.
+    pub fn is_ended(&self) -> bool {
+        self.read().ended
+    }
+
+    /// Adds one frame from the publisher `publisher`. `frame.dts` holds the publisher's raw
+    /// timestamp (ms, 32-bit range); it is mapped onto the stream's timeline here.
+    pub(crate) fn push(&self, publisher: u64, mut frame: Frame) -> bool {
+        let now = Instant::now();
+        {
+            let mut s = self.write();
+            if s.publisher != Some(publisher) {
+                return false;
+            }
+            frame.dts = s.timeline.map(frame.dts as u32);
+            self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .bytes_in
+                .fetch_add(frame.body.len() as u64, Ordering::Relaxed);
+            match frame.track {
+                Track::Video => {
+                    s.has_video = true;
+                    s.video_codec = Some(frame.codec);
+                    if frame.seq_header {
+                        s.video_seq = Some(frame.clone());
+                    } else {
+                        self.stats.video_frames_in.fetch_add(1, Ordering::Relaxed);
+                        if frame.keyframe {
+                            self.stats.keyframes_in.fetch_add(1, Ordering::Relaxed);
+                            s.awaiting_keyframe = false;
+                        } else if s.awaiting_keyframe {
+                            // Breaker tripped: nothing decodable until the next keyframe.
+                            return true;
+                        }
+                    }
+                }
+                Track::Audio => {
+                    s.has_audio = true;
+                    s.audio_codec = Some(frame.codec);
+                    if frame.seq_header {
+                        s.audio_seq = Some(frame.clone());
+                    }
+                }
+                Track::Data => s.metadata = Some(frame.clone()),
+            }
+            s.ring.push(frame, now);
+            self.enforce_budgets(&mut s);
+            self.stats
+                .ts_jumps
+                .store(s.timeline.jumps, Ordering::Relaxed);
+        }
+        self.wake_viewers();
+        true
+    }
+
+    fn enforce_budgets(&self, s: &mut State) {
+        let cfg = &self.config;
+        if let Some((bytes, dur)) = s.ring.current_gop() {
+            if bytes > cfg.max_gop_bytes || dur > cfg.max_gop_duration.as_millis() as i64 {
+                self.stats.breaker_trips.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    stream = %self.key,
+                    gop_bytes = bytes,
+                    gop_ms = dur,
+                    max_gop_bytes = cfg.max_gop_bytes,
+                    max_gop_ms = cfg.max_gop_duration.as_millis() as u64,
+                    "GOP circuit breaker: cache reset, waiting for the next keyframe"
+                );
+                s.ring.clear();
+                s.awaiting_keyframe = true;
+                return;
+            }
+        }
+        s.ring
+            .evict(cfg.ring_max_bytes, cfg.ring_max_duration.as_millis() as i64);
+        if s.ring.newest_keyframe().is_none() && s.ring.bytes() > cfg.ring_max_bytes {
+            s.ring.clear();
+        }
+    }
+
+    pub(crate) fn attach_publisher(&self, id: u64) -> Result<(), PublishError> {
+        let mut s = self.write();
+        if s.ended {
+            return Err(PublishError::Ended(self.key.to_string()));
+        }
+        if s.publisher.is_some() && !self.config.publish_takeover {
+            return Err(PublishError::AlreadyPublishing(self.key.to_string()));
+        }
+        if s.publisher.is_some()
+            || s.unpublished_at.is_some()
+            || self.stats.publishes.load(Ordering::Relaxed) > 0
+        {
+            // Takeover or republish: the new publisher's timestamps continue the timeline, and
+            // nobody starts on the previous publisher's GOP.
+            s.timeline.restart();
+            s.ring.clear();
+            s.video_seq = None;
+            s.audio_seq = None;
+            s.metadata = None;
+        }
+        s.publisher = Some(id);
+        s.unpublished_at = None;
+        self.stats.publishes.fetch_add(1, Ordering::Relaxed);
+        drop(s);
+        self.publisher_notify.notify_waiters();
+        self.wake_viewers();
+        Ok(())
+    }
+
+    /// Detaches `id` if it is still the publisher. Returns true when the stream should end now
+    /// (no grace period).
+    pub(crate) fn detach_publisher(&self, id: u64) -> bool {
+        let mut s = self.write();
+        if s.publisher != Some(id) {
+            return false;
+        }
+        s.publisher = None;
+        s.unpublished_at = Some(Instant::now());
+        // Viewers keep their place; new viewers do not start on a GOP from a publisher that left.
+        s.ring.clear();
+        s.video_seq = None;
+        s.audio_seq = None;
+        s.metadata = None;
+        s.awaiting_keyframe = false;
+        let end_now = self.config.republish_grace.is_zero();
+        if end_now {
+            s.ended = true;
+        }
+        drop(s);
+        self.wake_viewers();
+        end_now
+    }
+
+    /// Ends the stream if its grace period is over. Returns true when it ended.
+    pub(crate) fn expire(&self, now: Instant, grace: Duration) -> bool {
+        let mut s = self.write();
+        if s.ended {
+            return true;
+        }
+        match s.unpublished_at {
+            Some(t) if s.publisher.is_none() && now.duration_since(t) >= grace => {
+                s.ended = true;
+                drop(s);
+                self.wake_viewers();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends the stream now (operator action or shutdown): the publisher's pushes are refused
+    /// and viewers drain and end.
+    pub fn close(&self) {
+        let mut s = self.write();
+        s.ended = true;
+        s.publisher = None;
+        drop(s);
+        self.wake_viewers();
+        self.publisher_notify.notify_waiters();
+    }
+}

@@ -1,0 +1,239 @@
+//! A viewer's cursor into a stream's ring: where it is, how far behind, and the timestamp
+//! rebase that makes its timeline start near 0 and never go backwards.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sluice_media::{Frame, Track};
+
+use crate::stream::{State, Stream};
+
+/// One frame to send to one viewer, with that viewer's timestamp.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub frame: Frame,
+    /// The viewer's timestamp in ms: starts near 0, never decreases per track.
+    pub ts: u32,
+    /// When the frame reached the hub.
+    pub arrived: Instant,
+}
+
+/// The result of one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// `n` frames were appended to the output.
+    Frames(usize),
+    /// Nothing new yet; wait on [`Stream::notified`].
+    Empty,
+    /// The stream ended and everything was delivered.
+    Ended,
+}
+
+/// Budget for one batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub max_bytes: usize,
+    pub max_frames: usize,
+}
+
+/// A viewer's position in a stream: O(1) state, no queue of its own.
+pub struct Subscriber {
+    stream: Arc<Stream>,
+    /// Next sequence number to deliver.
+    cursor: u64,
+    /// Metadata and sequence headers still to send before `cursor` (new viewer or after a skip).
+    preamble: bool,
+    /// Drop video until a keyframe (joined with no GOP cache, or skipped with none in the ring).
+    need_keyframe: bool,
+    clock: ViewerClock,
+    /// Whole-GOP skips of this viewer.
+    pub skips: u64,
+}
+
+/// The viewer's own timeline: starts at 0 and never goes backwards per track.
+struct ViewerClock {
+    /// Stream dts that maps to this viewer's 0.
+    base: i64,
+    /// Set `base` from the next frame delivered.
+    rebase: bool,
+    last_ts: [i64; 3],
+    frames: u64,
+}
+
+impl ViewerClock {
+    fn push(&mut self, out: &mut Vec<Delivery>, frame: Frame, arrived: Instant) {
+        let i = track_index(frame.track);
+        if self.rebase {
+            // First frame, or first after a skip: continue right after what was last sent.
+            self.rebase = false;
+            let continue_at = if self.frames == 0 {
+                0
+            } else {
+                self.last_ts.iter().copied().max().unwrap_or(0) + 1
+            };
+            self.base = frame.dts - continue_at;
+        }
+        self.frames += 1;
+        let ts = (frame.dts - self.base).max(self.last_ts[i]).max(0);
+        self.last_ts[i] = ts;
+        out.push(Delivery {
+            frame,
+            ts: ts.min(i64::from(u32::MAX)) as u32,
+            arrived,
+        });
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stream.stats.viewers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn track_index(t: Track) -> usize {
+    match t {
+        Track::Video => 0,
+        Track::Audio => 1,
+        Track::Data => 2,
+    }
+}
+
+impl Subscriber {
+    pub(crate) fn new(stream: Arc<Stream>) -> Self {
+        stream.stats.viewers.fetch_add(1, Ordering::Relaxed);
+        let (cursor, need_keyframe) = {
+            let s = stream.read();
+            start_position(&s, stream.config.gop_cache)
+        };
+        Subscriber {
+            stream,
+            cursor,
+            preamble: true,
+            need_keyframe,
+            clock: ViewerClock {
+                base: 0,
+                rebase: true,
+                last_ts: [0; 3],
+                frames: 0,
+            },
+            skips: 0,
+        }
+    }
+
+    /// The stream this viewer watches.
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    /// Appends what is ready to `out` (within `budget`), skipping forward by whole GOPs when the
+    /// viewer is behind the ring or more than `max_lag` behind live.
+    pub fn read(&mut self, out: &mut Vec<Delivery>, budget: Budget) -> Read {
+        let s = self.stream.read();
+        let max_lag = self.stream.config.max_lag.as_millis() as i64;
+        let next = s.ring.next_seq();
+
+        // Behind the ring, or too far behind live: jump to the newest keyframe.
+        let behind_ring = self.cursor < s.ring.first_seq();
+        let lagging = !behind_ring
+            && match (s.ring.get(self.cursor), s.ring.newest()) {
+                (Some(at), Some(newest)) => newest.frame.dts - at.frame.dts > max_lag,
+                _ => false,
+            };
+        if behind_ring || lagging {
+            let target = match s.ring.newest_keyframe() {
+                // The keyframe is always ahead of a cursor that fell out of the ring.
+                Some(k) if k > self.cursor || behind_ring => Some((k, false)),
+                None if behind_ring => Some((next, s.has_video)),
+                // Lagging inside the newest GOP: nothing whole to skip.
+                _ => None,
+            };
+            if let Some((seq, need_keyframe)) = target {
+                self.cursor = seq;
+                self.need_keyframe = need_keyframe;
+                self.skips += 1;
+                self.stream.stats.skips.fetch_add(1, Ordering::Relaxed);
+                self.preamble = true;
+                self.clock.rebase = true;
+            }
+        }
+
+        let start_len = out.len();
+        let mut bytes = 0usize;
+        if self.preamble {
+            self.preamble = false;
+            let first_dts = s
+                .ring
+                .get(self.cursor)
+                .map(|e| e.frame.dts)
+                .unwrap_or(s.timeline.last().max(0));
+            for f in [&s.metadata, &s.video_seq, &s.audio_seq]
+                .into_iter()
+                .flatten()
+            {
+                let mut f = f.clone();
+                f.dts = first_dts;
+                bytes += f.body.len();
+                self.clock.push(out, f, Instant::now());
+            }
+        }
+
+        while self.cursor < next
+            && out.len() - start_len < budget.max_frames
+            && bytes < budget.max_bytes
+        {
+            let Some(e) = s.ring.get(self.cursor) else {
+                break;
+            };
+            self.cursor += 1;
+            let f = &e.frame;
+            if self.need_keyframe && f.track == Track::Video && !f.seq_header {
+                if !f.keyframe {
+                    continue;
+                }
+                self.need_keyframe = false;
+            }
+            bytes += f.body.len();
+            self.clock.push(out, f.clone(), e.arrived);
+        }
+        let n = out.len() - start_len;
+        if n > 0 {
+            Read::Frames(n)
+        } else if s.ended && self.cursor >= next {
+            Read::Ended
+        } else {
+            Read::Empty
+        }
+    }
+
+    /// Frames delivered so far.
+    pub fn frames(&self) -> u64 {
+        self.clock.frames
+    }
+
+    /// Sequence number of the next frame this viewer will get.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Media time (ms) between this viewer's next frame and live.
+    pub fn lag_ms(&self) -> i64 {
+        let s = self.stream.read();
+        match (s.ring.get(self.cursor), s.ring.newest()) {
+            (Some(at), Some(newest)) => newest.frame.dts - at.frame.dts,
+            _ => 0,
+        }
+    }
+
+    /// Counts this viewer as cut off (slow, stalled or kicked) in the stream's stats.
+    pub fn count_kick(&self) {
+        self.stream.stats.kicks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn start_position(s: &State, gop_cache: bool) -> (u64, bool) {
+    match s.ring.newest_keyframe() {
+        Some(k) if gop_cache => (k, false),
+        _ => (s.ring.next_seq(), s.has_video || s.ring.is_empty()),
+    }
+}
