@@ -75,7 +75,8 @@ impl Frame {
     /// The codec data after the tag header: length-prefixed NAL units, a decoder configuration
     /// record, raw AAC, AMF0 values. Costs one reference-count increment.
     pub fn payload(&self) -> Bytes {
-        self.body.slice(usize::from(self.data_offset).min(self.body.len())..)
+        self.body
+            .slice(usize::from(self.data_offset).min(self.body.len())..)
     }
 
     /// `dts + cts`.
