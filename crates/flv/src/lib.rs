@@ -12,7 +12,8 @@ pub mod tag;
 pub mod writer;
 
 pub use body::{
-    frame_from_tag, parse_audio_header, parse_video_header, AudioHeader, BodyError, VideoHeader,
+    frame_from_tag, parse_audio_header, parse_video_header, tracks, AnyHeader, AudioHeader,
+    AudioPacketType, AvMultitrackType, BodyError, TrackEntry, Tracks, VideoHeader, VideoPacketType,
 };
 pub use limits::FlvLimits;
 pub use reader::{read_all, read_all_with, FlvError, FlvEvent, FlvReader, Header, Tag};
