@@ -8,6 +8,7 @@
 pub mod body;
 pub mod limits;
 pub mod reader;
+pub mod script;
 pub mod tag;
 pub mod writer;
 
@@ -17,4 +18,8 @@ pub use body::{
 };
 pub use limits::FlvLimits;
 pub use reader::{read_all, read_all_with, FlvError, FlvEvent, FlvReader, Header, Tag};
+pub use script::{
+    metadata_body, parse_metadata, parse_script, strip_set_data_frame, Metadata, ScriptData,
+    ScriptError,
+};
 pub use writer::{write_all, write_header, write_tag, WriteError};
