@@ -133,6 +133,58 @@ impl BitWriter {
     }
 }
 
+/// Reads big-endian fields from a `Bytes`, handing out sub-slices that share its allocation.
+/// Every read returns `None` past the end. Used by the decoder configuration record parsers.
+#[derive(Debug)]
+pub(crate) struct ByteReader<'a> {
+    data: &'a bytes::Bytes,
+    pos: usize,
+}
+
+impl<'a> ByteReader<'a> {
+    pub(crate) fn new(data: &'a bytes::Bytes) -> Self {
+        ByteReader { data, pos: 0 }
+    }
+
+    /// Offset of the next unread byte.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        let b = *self.data.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    pub(crate) fn u16(&mut self) -> Option<u16> {
+        let b = self.data.get(self.pos..self.pos + 2)?;
+        self.pos += 2;
+        Some(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    /// An `n`-byte (0..=8) big-endian unsigned integer.
+    pub(crate) fn uint(&mut self, n: usize) -> Option<u64> {
+        let b = self.data.get(self.pos..self.pos + n.min(8))?;
+        self.pos += b.len();
+        Some(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+    }
+
+    /// The next `n` bytes as a shared slice (a reference-count increment, no copy).
+    pub(crate) fn take(&mut self, n: usize) -> Option<bytes::Bytes> {
+        if self.remaining() < n {
+            return None;
+        }
+        let b = self.data.slice(self.pos..self.pos + n);
+        self.pos += n;
+        Some(b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,16 +5,22 @@
 //! panics on input, bounded allocation.
 
 pub mod annexb;
+pub mod avc;
 pub mod bits;
 pub mod frame;
+pub mod hevc;
 pub mod nal;
+pub mod sps;
 
 pub use annexb::{
     annexb_to_length_prefixed, length_prefixed_to_annexb, split_access_units, AccessUnit,
     AccessUnitSplitter, SplitError, SplitterConfig,
 };
+pub use avc::{AvcConfigError, AvcDecoderConfig, AvcHighProfileExt};
 pub use frame::{Codec, Frame, Track};
+pub use hevc::{HevcConfigError, HevcDecoderConfig, HevcNalArray};
 pub use nal::{
     annexb_nals, annexb_nals_bytes, length_prefixed_nals, length_prefixed_nals_bytes,
     remove_emulation_prevention, LengthSize, NalCodec, NalError,
 };
+pub use sps::{FrameRate, H264Sps, H265Sps, ProfileTierLevel, SpsError};

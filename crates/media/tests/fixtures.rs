@@ -152,3 +152,108 @@ proptest! {
 
 #[allow(dead_code)]
 fn _unused(_: Bytes) {}
+
+const H264_FLVS: [(&str, u8, u8, u32, u32, u32); 5] = [
+    // name, profile_idc, level_idc, width, height, fps
+    ("h264-360p25-baseline-noB-aac-10s.flv", 66, 30, 640, 360, 25),
+    ("h264-360p25-main-B3-aac-10s.flv", 77, 30, 640, 360, 25),
+    ("h264-720p30-high-B3-aac-10s.flv", 100, 31, 1280, 720, 30),
+    (
+        "h264-360p25-baseline-video-only-5s.flv",
+        66,
+        30,
+        640,
+        360,
+        25,
+    ),
+    ("h264-180p10-lowrate-aac-10s.flv", 66, 0, 320, 180, 10),
+];
+
+#[test]
+fn avc_records_and_sps_from_flv() {
+    for (name, profile, level, w, h, fps) in H264_FLVS {
+        let rec = Bytes::from(flv_avc_config(&fixture(name)));
+        let cfg = AvcDecoderConfig::parse(&rec).unwrap();
+        assert_eq!(cfg.profile_idc, profile, "{name}");
+        if level != 0 {
+            assert_eq!(cfg.level_idc, level, "{name}");
+        }
+        assert_eq!(cfg.length_size, LengthSize::Four);
+        assert_eq!((cfg.sps.len(), cfg.pps.len()), (1, 1));
+        assert_eq!(cfg.high.is_some(), profile == 100, "{name}");
+        if profile == 66 {
+            // Constrained Baseline: constraint_set1_flag.
+            assert_ne!(cfg.profile_compatibility & 0x40, 0, "{name}");
+        }
+        let sps = cfg.sps_info().unwrap();
+        assert_eq!((sps.width, sps.height), (w, h), "{name}");
+        assert_eq!(sps.profile_idc, profile);
+        assert_eq!(sps.level_idc, cfg.level_idc);
+        let rate = sps.frame_rate.expect("x264 writes VUI timing");
+        assert_eq!(rate.as_f64(), f64::from(fps), "{name}");
+        if let Some(high) = &cfg.high {
+            assert_eq!(
+                (
+                    high.chroma_format_idc,
+                    high.bit_depth_luma,
+                    high.bit_depth_chroma
+                ),
+                (1, 8, 8)
+            );
+        }
+
+        // Rebuilding from the parameter sets gives the same bytes, and the record round-trips.
+        let sets: Vec<Bytes> = cfg.sps.iter().chain(&cfg.pps).cloned().collect();
+        let rebuilt = AvcDecoderConfig::from_parameter_sets(&sets).unwrap();
+        assert_eq!(rebuilt, cfg, "{name}");
+        assert_eq!(rebuilt.to_bytes().unwrap(), rec, "{name}");
+    }
+}
+
+#[test]
+fn avc_record_from_annexb_stream() {
+    let data = fixture("h264-360p25-baseline-5s.h264");
+    let aus = split(NalCodec::H264, &data);
+    let cfg = AvcDecoderConfig::from_parameter_sets(&aus[0].parameter_sets).unwrap();
+    assert_eq!((cfg.profile_idc, cfg.level_idc), (66, 30));
+    let sps = cfg.sps_info().unwrap();
+    assert_eq!((sps.width, sps.height), (640, 360));
+    assert_eq!(sps.frame_rate.map(FrameRate::as_f64), Some(25.0));
+    let again = AvcDecoderConfig::parse(&cfg.to_bytes().unwrap()).unwrap();
+    assert_eq!(again, cfg);
+}
+
+#[test]
+fn hevc_record_and_sps() {
+    // From the Enhanced FLV hvcC.
+    let rec = Bytes::from(eflv_hevc_config(&fixture(
+        "hevc-360p25-main-aac-10s.eflv.flv",
+    )));
+    let cfg = HevcDecoderConfig::parse(&rec).unwrap();
+    assert_eq!(cfg.profile_tier_level.profile_idc, 1, "Main");
+    assert!(!cfg.profile_tier_level.tier);
+    assert_eq!(cfg.profile_tier_level.level_idc, 63, "level 2.1");
+    assert_eq!(cfg.length_size, LengthSize::Four);
+    assert_eq!(cfg.chroma_format_idc, 1);
+    assert_eq!((cfg.bit_depth_luma, cfg.bit_depth_chroma), (8, 8));
+    for t in [h265::VPS, h265::SPS, h265::PPS] {
+        assert_eq!(cfg.nalus(t).count(), 1);
+    }
+    let sps = cfg.sps_info().unwrap();
+    assert_eq!((sps.width, sps.height), (640, 360));
+    assert_eq!(sps.profile_tier_level, cfg.profile_tier_level);
+    assert_eq!(sps.frame_rate.map(FrameRate::as_f64), Some(25.0));
+    // Byte-exact round trip of the parsed record (SEI arrays included).
+    assert_eq!(cfg.to_bytes().unwrap(), rec);
+
+    // From the in-band parameter sets of the TS: same profile/level and the same VPS/SPS/PPS.
+    let es = ts_elementary_stream(&fixture("hevc-360p25-main-aac-10s.ts"), 0x24);
+    let aus = split(NalCodec::H265, &es);
+    let built = HevcDecoderConfig::from_parameter_sets(&aus[0].parameter_sets).unwrap();
+    assert_eq!(built.profile_tier_level, cfg.profile_tier_level);
+    for t in [h265::VPS, h265::SPS, h265::PPS] {
+        assert!(built.nalus(t).eq(cfg.nalus(t)));
+    }
+    let reparsed = HevcDecoderConfig::parse(&built.to_bytes().unwrap()).unwrap();
+    assert_eq!(reparsed, built);
+}
