@@ -6,6 +6,7 @@
 //! the reader's buffer and are relayed unchanged.
 
 pub mod body;
+pub mod fuzzing;
 pub mod limits;
 pub mod reader;
 pub mod script;
