@@ -4,6 +4,7 @@
 //! Everything here is a pure function or a sans-IO state machine over byte slices: no I/O, no
 //! panics on input, bounded allocation.
 
+pub mod aac;
 pub mod annexb;
 pub mod avc;
 pub mod bits;
@@ -12,6 +13,9 @@ pub mod hevc;
 pub mod nal;
 pub mod sps;
 
+pub use aac::{
+    adts_frames, adts_header, AacError, AdtsFrame, AdtsFrames, AdtsHeader, AudioSpecificConfig,
+};
 pub use annexb::{
     annexb_to_length_prefixed, length_prefixed_to_annexb, split_access_units, AccessUnit,
     AccessUnitSplitter, SplitError, SplitterConfig,

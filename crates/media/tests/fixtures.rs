@@ -257,3 +257,69 @@ fn hevc_record_and_sps() {
     let reparsed = HevcDecoderConfig::parse(&built.to_bytes().unwrap()).unwrap();
     assert_eq!(reparsed, built);
 }
+
+#[test]
+fn aac_config_from_flv() {
+    for name in [
+        "aac-only-44k1-stereo-5s.flv",
+        "h264-360p25-baseline-noB-aac-10s.flv",
+        "hevc-360p25-main-aac-10s.eflv.flv",
+    ] {
+        let flv = fixture(name);
+        let raw = flv_aac_config(&flv);
+        assert_eq!(raw, [0x12, 0x10, 0x56, 0xe5, 0x00], "{name}");
+        let asc = AudioSpecificConfig::parse(&raw).unwrap();
+        assert_eq!(asc.object_type, 2, "AAC-LC");
+        assert_eq!(asc.sampling_frequency, 44100);
+        assert_eq!(asc.channel_config, 2);
+        assert_eq!(asc.sbr_present, Some(false));
+        assert!(!flv_aac_frames(&flv).is_empty());
+    }
+    let low =
+        AudioSpecificConfig::parse(&flv_aac_config(&fixture("h264-180p10-lowrate-aac-10s.flv")))
+            .unwrap();
+    assert_eq!((low.sampling_frequency, low.channel_config), (22050, 1));
+}
+
+#[test]
+fn adts_from_ts_matches_flv_raw_frames() {
+    for (ts, flv) in [
+        (
+            "h264-360p25-baseline-noB-aac-10s.ts",
+            "h264-360p25-baseline-noB-aac-10s.flv",
+        ),
+        (
+            "hevc-360p25-main-aac-10s.ts",
+            "hevc-360p25-main-aac-10s.eflv.flv",
+        ),
+    ] {
+        let adts = ts_elementary_stream(&fixture(ts), 0x0f);
+        let mut it = adts_frames(&adts);
+        let frames: Vec<AdtsFrame<'_>> = it.by_ref().collect::<Result<_, _>>().unwrap();
+        assert!(it.rest().is_empty(), "{ts}");
+        let flv = fixture(flv);
+        let flv_asc = AudioSpecificConfig::parse(&flv_aac_config(&flv)).unwrap();
+        let raws = flv_aac_frames(&flv);
+        assert_eq!(frames.len(), raws.len(), "{ts}");
+        for (f, raw) in frames.iter().zip(&raws) {
+            assert_eq!(f.raw, *raw);
+            assert_eq!(
+                (
+                    f.asc.object_type,
+                    f.asc.sampling_frequency,
+                    f.asc.channel_config
+                ),
+                (
+                    flv_asc.object_type,
+                    flv_asc.sampling_frequency,
+                    flv_asc.channel_config
+                )
+            );
+            // raw -> ADTS gives back the frame (ffmpeg writes VBR fullness, no CRC).
+            let mut rebuilt = adts_header(&flv_asc, raw.len()).unwrap().to_vec();
+            rebuilt.extend_from_slice(raw);
+            let parsed = AdtsHeader::parse(&rebuilt).unwrap();
+            assert_eq!(parsed.frame_length, f.header.frame_length);
+        }
+    }
+}
