@@ -30,3 +30,59 @@ fn flv_reader_corpus() {
 fn flv_body_corpus() {
     replay("flv_body", sluice_flv::fuzzing::body);
 }
+
+mod mutations {
+    //! A stable stand-in for a short fuzzing run: random edits of the corpus files.
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    fn corpus(target: &str) -> Vec<Vec<u8>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus")
+            .join(target);
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    fn mutate(mut data: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
+        for &(at, op, v) in edits {
+            if data.is_empty() {
+                data.push(v);
+                continue;
+            }
+            let i = at % data.len();
+            match op % 4 {
+                0 => data[i] = v,
+                1 => data[i] ^= 1 << (v % 8),
+                2 => data.insert(i, v),
+                _ => data.truncate(i),
+            }
+        }
+        data
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn mutated_reader_inputs_never_panic(pick in any::<usize>(), edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..8)) {
+            let files = corpus("flv_reader");
+            sluice_flv::fuzzing::reader(&mutate(files[pick % files.len()].clone(), &edits));
+        }
+
+        #[test]
+        fn mutated_bodies_never_panic(pick in any::<usize>(), edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..8)) {
+            let files = corpus("flv_body");
+            sluice_flv::fuzzing::body(&mutate(files[pick % files.len()].clone(), &edits));
+        }
+
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            sluice_flv::fuzzing::reader(&data);
+            sluice_flv::fuzzing::body(&data);
+        }
+    }
+}
