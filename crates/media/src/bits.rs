@@ -38,7 +38,7 @@ impl<'a> BitReader<'a> {
 
     /// Whether the reader sits on a byte boundary.
     pub fn byte_aligned(&self) -> bool {
-        self.pos % 8 == 0
+        self.pos & 7 == 0
     }
 
     fn eof(&self) -> BitError {
@@ -116,7 +116,7 @@ impl BitWriter {
     /// Appends the low `n` bits of `v`, most significant first.
     pub(crate) fn write(&mut self, v: u32, n: u32) {
         for i in (0..n).rev() {
-            if self.bits % 8 == 0 {
+            if self.bits & 7 == 0 {
                 self.out.push(0);
             }
             let bit = ((v >> i) & 1) as u8;

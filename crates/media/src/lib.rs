@@ -9,6 +9,7 @@ pub mod annexb;
 pub mod avc;
 pub mod bits;
 pub mod frame;
+pub mod fuzzing;
 pub mod hevc;
 pub mod nal;
 pub mod sps;
