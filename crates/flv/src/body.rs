@@ -28,24 +28,48 @@ use sluice_media::{Codec, Frame, Track};
 pub enum BodyError {
     /// The body ends inside its own header.
     #[error("{what} tag body is {len} bytes, shorter than its header")]
-    Truncated { what: &'static str, len: usize },
+    Truncated {
+        /// "video" or "audio".
+        what: &'static str,
+        /// The body length.
+        len: usize,
+    },
     /// An Enhanced RTMP packet type the spec reserves (or one not allowed where it appears).
     #[error("{what} tag uses reserved or misplaced packet type {packet_type}")]
-    ReservedPacketType { what: &'static str, packet_type: u8 },
+    ReservedPacketType {
+        /// "video" or "audio".
+        what: &'static str,
+        /// The 4-bit packet type found.
+        packet_type: u8,
+    },
     /// A multitrack type the spec reserves (3..=15).
     #[error("{what} tag uses reserved multitrack type {value}")]
-    ReservedMultitrackType { what: &'static str, value: u8 },
+    ReservedMultitrackType {
+        /// "video" or "audio".
+        what: &'static str,
+        /// The 4-bit multitrack type found.
+        value: u8,
+    },
     /// A multitrack track declares more bytes than the body holds.
     #[error("{what} track {track_id} declares {size} bytes but only {available} remain")]
     TrackOverrun {
+        /// "video" or "audio".
         what: &'static str,
+        /// The offending track.
         track_id: u8,
+        /// Its declared size.
         size: usize,
+        /// Bytes left in the body after its size field.
         available: usize,
     },
     /// The codec data starts past 64 KiB (a huge ModEx block), beyond what [`Frame`] can point at.
     #[error("{what} tag header is {len} bytes long, over the 65535 a frame can describe")]
-    HeaderTooLong { what: &'static str, len: usize },
+    HeaderTooLong {
+        /// "video" or "audio".
+        what: &'static str,
+        /// Where the codec data would start.
+        len: usize,
+    },
 }
 
 /// FourCC values of Enhanced RTMP, as big-endian `u32`.
@@ -479,7 +503,9 @@ fn tracks_of<'a>(
 /// Either header kind, for [`tracks`].
 #[derive(Debug, Clone, Copy)]
 pub enum AnyHeader<'h> {
+    /// A parsed video tag header.
     Video(&'h VideoHeader),
+    /// A parsed audio tag header.
     Audio(&'h AudioHeader),
 }
 

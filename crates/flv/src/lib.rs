@@ -5,6 +5,8 @@
 //! Nothing here does IO: bytes go in, values come out. Tag bodies are [`bytes::Bytes`] split from
 //! the reader's buffer and are relayed unchanged.
 
+#![warn(missing_docs)]
+
 pub mod body;
 pub mod fuzzing;
 pub mod limits;

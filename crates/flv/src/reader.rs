@@ -31,7 +31,10 @@ const HEADER_LEN: usize = 9;
 pub enum FlvError {
     /// The first three bytes are not `FLV`: this is not an FLV stream (or an HTTP error page).
     #[error("not an FLV stream: signature is {found:02x?}, expected \"FLV\"")]
-    BadSignature { found: [u8; 3] },
+    BadSignature {
+        /// The first three bytes.
+        found: [u8; 3],
+    },
     /// Only FLV version 1 exists; anything else is a different format.
     #[error("FLV version {0} is not supported (only version 1 exists)")]
     UnsupportedVersion(u8),
@@ -41,26 +44,41 @@ pub enum FlvError {
     /// A declared length passed a configured limit.
     #[error("{what} declares {value} bytes, over the {limit_name} limit of {limit}")]
     LimitExceeded {
+        /// The field that declared the length.
         what: &'static str,
+        /// The declared length.
         value: u64,
+        /// The [`FlvLimits`] field that refused it.
         limit_name: &'static str,
+        /// That field's value.
         limit: u64,
     },
     /// A `PreviousTagSize` field disagrees with the tag before it: framing is lost.
     #[error("PreviousTagSize after tag {tag_index} is {found}, expected {expected} (or 0)")]
     PreviousTagSizeMismatch {
+        /// 1-based index of the tag the field follows (0: `PreviousTagSize0`).
         tag_index: u64,
+        /// 11 + that tag's DataSize.
         expected: u32,
+        /// The value read.
         found: u32,
     },
     /// The reserved top bits of a tag's first byte are set: not a tag boundary.
     #[error("tag {tag_index} starts with 0x{byte:02x}: its reserved bits are set")]
-    ReservedBits { tag_index: u64, byte: u8 },
+    ReservedBits {
+        /// 1-based index of the tag.
+        tag_index: u64,
+        /// Its first byte.
+        byte: u8,
+    },
     /// The input ended in the middle of something.
     #[error("FLV input ends inside the {what} ({buffered} bytes buffered, {missing} more needed)")]
     Truncated {
+        /// The structure cut short.
         what: &'static str,
+        /// Bytes held when the input ended.
         buffered: usize,
+        /// At least this many more were needed.
         missing: usize,
     },
 }
@@ -112,7 +130,9 @@ pub struct Tag {
 /// What [`FlvReader::poll`] produces, in stream order: one `Header`, then `Tag`s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlvEvent {
+    /// The file header, first and once.
     Header(Header),
+    /// The next tag.
     Tag(Tag),
 }
 

@@ -28,7 +28,12 @@ const SET_DATA_FRAME_AMF0: &[u8; 16] = b"\x02\x00\x0d@setDataFrame";
 pub enum ScriptError {
     /// The body is over [`FlvLimits::max_metadata_size`].
     #[error("script data is {size} bytes, over the max_metadata_size limit of {limit}")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// The body size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The AMF0 inside is malformed or over an AMF0 limit.
     #[error("script data is not valid AMF0: {0}")]
     Amf0(#[from] Amf0Error),
@@ -38,7 +43,9 @@ pub enum ScriptError {
     /// `onMetaData` must carry an ECMA array or object of properties.
     #[error("{name} carries {found} where an ECMA array or object of properties was expected")]
     NotProperties {
+        /// The handler name.
         name: &'static str,
+        /// What kind of value was there.
         found: &'static str,
     },
 }
