@@ -276,7 +276,9 @@ pub struct AdtsHeader {
     pub has_crc: bool,
     /// Audio object type (`profile + 1`): 1 Main, 2 LC, 3 SSR, 4 LTP.
     pub object_type: u8,
+    /// `sampling_frequency_index` (0..=12, see [`SAMPLING_FREQUENCIES`]).
     pub sampling_index: u8,
+    /// `channel_configuration` (0..=7).
     pub channel_config: u8,
     /// Length of the whole ADTS frame, header included.
     pub frame_length: u16,
@@ -409,7 +411,9 @@ pub fn adts_header(asc: &AudioSpecificConfig, raw_len: usize) -> Result<[u8; 7],
 /// One frame from [`AdtsFrames`]: the header, the config it implies, and the raw frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdtsFrame<'a> {
+    /// The frame's ADTS header.
     pub header: AdtsHeader,
+    /// The AudioSpecificConfig the header implies (for the FLV/RTMP sequence header).
     pub asc: AudioSpecificConfig,
     /// The raw AAC frame (what FLV carries), a slice of the input.
     pub raw: &'a [u8],

@@ -39,8 +39,11 @@ pub enum AvcConfigError {
 /// PPS list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvcHighProfileExt {
+    /// 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4.
     pub chroma_format_idc: u8,
+    /// Luma bit depth (8..=14).
     pub bit_depth_luma: u8,
+    /// Chroma bit depth (8..=14).
     pub bit_depth_chroma: u8,
     /// SPS extension NAL units (type 13).
     pub sps_ext: Vec<Bytes>,

@@ -40,6 +40,7 @@ pub enum HevcConfigError {
 pub struct HevcNalArray {
     /// `array_completeness`: all units of this type are in the record (none in-band).
     pub completeness: bool,
+    /// The NAL unit type of every unit in the array (32 VPS, 33 SPS, 34 PPS, 39/40 SEI).
     pub nal_type: u8,
     /// The NAL units, 2-byte header included.
     pub nalus: Vec<Bytes>,
@@ -51,18 +52,27 @@ pub struct HevcNalArray {
 pub struct HevcDecoderConfig {
     /// The general profile, tier and level (copied from the SPS).
     pub profile_tier_level: ProfileTierLevel,
+    /// From the VUI; 0 when building (no guarantee given).
     pub min_spatial_segmentation_idc: u16,
+    /// 0 unknown/mixed, 1 slices, 2 tiles, 3 wavefront; 0 when building.
     pub parallelism_type: u8,
+    /// 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4.
     pub chroma_format_idc: u8,
+    /// Luma bit depth (8..=15).
     pub bit_depth_luma: u8,
+    /// Chroma bit depth (8..=15).
     pub bit_depth_chroma: u8,
     /// In frames per 256 seconds; 0 = unspecified.
     pub avg_frame_rate: u16,
+    /// 0 unknown, 1 constant, 2 constant per temporal layer.
     pub constant_frame_rate: u8,
+    /// `sps_max_sub_layers_minus1 + 1` (0 = unknown).
     pub num_temporal_layers: u8,
+    /// `sps_temporal_id_nesting_flag`.
     pub temporal_id_nested: bool,
     /// Size of the NAL length fields in frames that use this record.
     pub length_size: LengthSize,
+    /// The parameter set and SEI arrays, in record order.
     pub arrays: Vec<HevcNalArray>,
 }
 

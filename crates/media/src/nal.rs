@@ -41,8 +41,11 @@ pub enum NalError {
 /// (`lengthSizeMinusOne + 1` in the decoder configuration record). FLV and MP4 use 4 in practice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum LengthSize {
+    /// 1-byte lengths (NAL units up to 255 bytes).
     One,
+    /// 2-byte lengths (NAL units up to 65535 bytes).
     Two,
+    /// 4-byte lengths: what FLV, RTMP and MP4 muxers write.
     #[default]
     Four,
 }
@@ -265,7 +268,9 @@ impl<'a> Iterator for LengthPrefixedNals<'a> {
 /// Which NAL header syntax applies: H.264 (1-byte header) or H.265 (2-byte header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NalCodec {
+    /// H.264 / AVC.
     H264,
+    /// H.265 / HEVC.
     H265,
 }
 

@@ -58,10 +58,13 @@ pub struct H264Sps {
     pub constraint_flags: u8,
     /// `level_idc`: level × 10 (30 = 3.0, 31 = 3.1).
     pub level_idc: u8,
+    /// `seq_parameter_set_id` (0..=31).
     pub sps_id: u32,
     /// 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4 (1 unless a high profile says otherwise).
     pub chroma_format_idc: u8,
+    /// Luma bit depth (8 unless a high profile says otherwise).
     pub bit_depth_luma: u8,
+    /// Chroma bit depth (8 unless a high profile says otherwise).
     pub bit_depth_chroma: u8,
     /// Displayed width in pixels, after frame cropping.
     pub width: u32,
@@ -252,11 +255,13 @@ fn skip_vui_common_prefix(r: &mut BitReader<'_>) -> Result<(), SpsError> {
 /// configuration record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ProfileTierLevel {
+    /// `general_profile_space` (0 in every deployed stream).
     pub profile_space: u8,
     /// `false` Main tier, `true` High tier.
     pub tier: bool,
     /// 1 Main, 2 Main 10, 3 Main Still Picture, 4 range extensions, ...
     pub profile_idc: u8,
+    /// `general_profile_compatibility_flag[32]`, flag 0 in the most significant bit.
     pub compatibility_flags: u32,
     /// The 48 bits of progressive/interlaced/non-packed/frame-only and constraint flags.
     pub constraint_flags: u64,
@@ -303,15 +308,21 @@ impl ProfileTierLevel {
 /// The fields of an H.265 SPS that sluice uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct H265Sps {
+    /// `sps_video_parameter_set_id`.
     pub vps_id: u8,
     /// `sps_max_sub_layers_minus1 + 1`.
     pub max_sub_layers: u8,
+    /// `sps_temporal_id_nesting_flag`.
     pub temporal_id_nesting: bool,
+    /// The general profile, tier and level.
     pub profile_tier_level: ProfileTierLevel,
+    /// `sps_seq_parameter_set_id` (0..=15).
     pub sps_id: u32,
     /// 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4.
     pub chroma_format_idc: u8,
+    /// Luma bit depth (8..=16).
     pub bit_depth_luma: u8,
+    /// Chroma bit depth (8..=16).
     pub bit_depth_chroma: u8,
     /// Displayed width in pixels, after the conformance window.
     pub width: u32,
@@ -507,6 +518,92 @@ fn read_h265_vui_timing(r: &mut BitReader<'_>) -> Result<Option<FrameRate>, SpsE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::bits::BitWriter;
+
+    fn ue(w: &mut BitWriter, v: u32) {
+        let x = v + 1;
+        let n = 32 - x.leading_zeros();
+        w.write(0, n - 1);
+        w.write(x, n);
+    }
+
+    fn se(w: &mut BitWriter, v: i32) {
+        ue(
+            w,
+            if v > 0 {
+                2 * v as u32 - 1
+            } else {
+                (-2 * v) as u32
+            },
+        );
+    }
+
+    /// A High-profile interlaced 1080i SPS with a scaling list and 30000/1001 timing: the paths
+    /// the x264 fixtures (progressive, flat matrices) do not reach.
+    #[test]
+    fn h264_high_interlaced_with_scaling_list() {
+        let mut w = BitWriter::default();
+        w.write(0x67, 8);
+        w.write(100, 8); // profile_idc
+        w.write(0, 8); // constraint flags
+        w.write(40, 8); // level_idc
+        ue(&mut w, 0); // sps_id
+        ue(&mut w, 1); // chroma_format_idc
+        ue(&mut w, 0); // bit_depth_luma_minus8
+        ue(&mut w, 2); // bit_depth_chroma_minus8
+        w.write(0, 1); // qpprime
+        w.write(1, 1); // seq_scaling_matrix_present_flag
+        w.write(1, 1); // list 0 present
+        se(&mut w, 5); // delta -> next 13
+        se(&mut w, -13); // delta -> next 0: rest of the list repeats, no more reads
+        w.write(0, 5); // lists 1..=5 absent
+        w.write(1, 1); // list 6 (8x8) present
+        for _ in 0..64 {
+            se(&mut w, 0); // delta 0 keeps next = 8 for every coefficient
+        }
+        w.write(0, 1); // list 7 absent
+        ue(&mut w, 0); // log2_max_frame_num_minus4
+        ue(&mut w, 1); // pic_order_cnt_type 1
+        w.write(0, 1);
+        se(&mut w, -2);
+        se(&mut w, 3);
+        ue(&mut w, 2);
+        se(&mut w, 1);
+        se(&mut w, -1);
+        ue(&mut w, 4); // max_num_ref_frames
+        w.write(0, 1); // gaps
+        ue(&mut w, 119); // 120 MBs = 1920
+        ue(&mut w, 33); // 34 map units = 1088 lines as fields
+        w.write(0, 1); // frame_mbs_only_flag = 0
+        w.write(1, 1); // mb_adaptive_frame_field_flag
+        w.write(1, 1); // direct_8x8_inference_flag
+        w.write(1, 1); // frame_cropping_flag
+        for c in [0, 0, 0, 2] {
+            ue(&mut w, c);
+        }
+        w.write(1, 1); // vui_parameters_present_flag
+        w.write(1, 1); // aspect_ratio_info_present_flag
+        w.write(255, 8); // Extended_SAR
+        w.write(0x0001_0001, 32);
+        w.write(0, 1); // overscan
+        w.write(1, 1); // video_signal_type_present_flag
+        w.write(0b0101, 4);
+        w.write(1, 1);
+        w.write(0x010101, 24);
+        w.write(0, 1); // chroma_loc
+        w.write(1, 1); // timing_info_present_flag
+        w.write(1001, 32);
+        w.write(60000, 32);
+        w.write(1, 1);
+        w.write(1, 1); // rbsp_stop_one_bit
+        let sps = H264Sps::parse(&w.finish()).unwrap();
+        assert_eq!((sps.width, sps.height), (1920, 1080));
+        assert_eq!((sps.profile_idc, sps.level_idc), (100, 40));
+        assert_eq!((sps.bit_depth_luma, sps.bit_depth_chroma), (8, 10));
+        let rate = sps.frame_rate.unwrap();
+        assert_eq!((rate.num, rate.den), (60000, 2002));
+    }
 
     #[test]
     fn rejects_other_nal_types_and_truncation() {
