@@ -3,6 +3,14 @@
 //!
 //! Everything here is a pure function or a sans-IO state machine over byte slices: no I/O, no
 //! panics on input, bounded allocation.
+//!
+//! - [`nal`]: NAL unit iteration (Annex B, length-prefixed), NAL types, emulation prevention.
+//! - [`annexb`]: Annex B ⇄ length-prefixed conversion and the streaming [`AccessUnitSplitter`].
+//! - [`avc`], [`hevc`]: AVC/HEVC decoder configuration records, parsed and built.
+//! - [`sps`]: H.264/H.265 SPS (dimensions, profile/level, frame rate).
+//! - [`aac`]: AudioSpecificConfig, ADTS ⇄ raw frames.
+//! - [`bits`]: the MSB-first bit reader (exp-Golomb) the parsers share.
+//! - [`fuzzing`]: entry points for `fuzz/fuzz_targets/media_*` and the corpus test.
 
 pub mod aac;
 pub mod annexb;
