@@ -2,9 +2,12 @@
 //! get at the elementary streams. Not production code: they index freely and panic on bad input.
 #![allow(dead_code)]
 
-/// Reads a fixture from the repository's `tests/media/` folder.
+/// The repository's fixture folder (copied from the shared media set; never read from there).
+pub const MEDIA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/media/");
+
+/// Reads a fixture from [`MEDIA_DIR`].
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../tests/media/{}", env!("CARGO_MANIFEST_DIR"), name);
+    let path = format!("{MEDIA_DIR}{name}");
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
