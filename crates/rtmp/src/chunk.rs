@@ -347,6 +347,15 @@ impl ChunkDecoder {
                     value: u64::from(st.length),
                 });
             }
+            // Commands and data messages are decoded as AMF and may be held as metadata: they
+            // get the tighter cap, checked before any of their bytes are buffered.
+            if matches!(st.msg_type, 15 | 17 | 18 | 20) && st.length > self.limits.max_metadata_size
+            {
+                return Err(RtmpError::LimitExceeded {
+                    limit: "max_metadata_size",
+                    value: u64::from(st.length),
+                });
+            }
             st.in_message = true;
             if st.length == 0 {
                 st.in_message = false;

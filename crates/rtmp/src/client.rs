@@ -128,6 +128,7 @@ pub enum ClientEvent {
 pub struct ClientSession {
     config: ClientConfig,
     handshake: Option<ClientHandshake>,
+    handshake_kind: HandshakeKind,
     conn: Connection,
     events: VecDeque<ClientEvent>,
     /// Outstanding transactions: (id, command name).
@@ -151,6 +152,7 @@ impl ClientSession {
         ClientSession {
             config,
             handshake: Some(ClientHandshake::new()),
+            handshake_kind: HandshakeKind::Plain,
             conn,
             events: VecDeque::new(),
             pending: Vec::new(),
@@ -176,6 +178,7 @@ impl ClientSession {
             if !hs.is_done() {
                 return Ok(());
             }
+            self.handshake_kind = hs.kind();
             self.handshake = None;
             self.send_connect();
         }
@@ -246,9 +249,7 @@ impl ClientSession {
 
     /// Which handshake the server answered with (Plain until it did).
     pub fn handshake_kind(&self) -> HandshakeKind {
-        self.handshake
-            .as_ref()
-            .map_or(HandshakeKind::Plain, |h| h.kind())
+        self.handshake_kind
     }
 
     /// Chunk size we send with.
@@ -333,7 +334,6 @@ impl ClientSession {
                 }
             }
             msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3 => {
-                self.conn.check_metadata_size(&m)?;
                 let cmd = Command::parse(m.msg_type, &m.payload, &self.conn.limits.amf0)?;
                 self.handle_command(cmd);
             }

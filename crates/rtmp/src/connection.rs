@@ -153,17 +153,6 @@ impl Connection {
         }
         Ok(Control::Handled)
     }
-
-    /// Checks a command/data message against `max_metadata_size`.
-    pub fn check_metadata_size(&self, m: &Message) -> Result<(), RtmpError> {
-        if m.payload.len() > self.limits.max_metadata_size as usize {
-            return Err(RtmpError::LimitExceeded {
-                limit: "max_metadata_size",
-                value: m.payload.len() as u64,
-            });
-        }
-        Ok(())
-    }
 }
 
 /// Splits an aggregate message (type 22) into its sub-messages: each is an FLV-like tag

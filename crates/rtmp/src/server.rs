@@ -420,18 +420,15 @@ impl ServerSession {
             Control::Other => {}
         }
         match m.msg_type {
-            msg_type::AUDIO | msg_type::VIDEO | msg_type::DATA_AMF0 | msg_type::DATA_AMF3 => {
-                if matches!(m.msg_type, msg_type::DATA_AMF0 | msg_type::DATA_AMF3) {
-                    self.conn.check_metadata_size(&m)?;
-                }
-                if self.is_publishing(m.stream_id) {
-                    self.events.push_back(ServerEvent::Media {
-                        stream_id: m.stream_id,
-                        msg_type: m.msg_type,
-                        timestamp: m.timestamp,
-                        body: m.payload,
-                    });
-                }
+            msg_type::AUDIO | msg_type::VIDEO | msg_type::DATA_AMF0 | msg_type::DATA_AMF3
+                if self.is_publishing(m.stream_id) =>
+            {
+                self.events.push_back(ServerEvent::Media {
+                    stream_id: m.stream_id,
+                    msg_type: m.msg_type,
+                    timestamp: m.timestamp,
+                    body: m.payload,
+                });
             }
             msg_type::AGGREGATE if self.is_publishing(m.stream_id) => {
                 for (ty, timestamp, body) in split_aggregate(&m)? {
@@ -446,7 +443,6 @@ impl ServerSession {
                 }
             }
             msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3 => {
-                self.conn.check_metadata_size(&m)?;
                 let cmd = Command::parse(m.msg_type, &m.payload, &self.conn.limits.amf0)?;
                 self.handle_command(m.stream_id, cmd)?;
             }
