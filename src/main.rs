@@ -1,1 +1,100 @@
-fn main() {}
+//! The `sluice` binary: runs the server with built-in defaults, a TOML file and flags.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use sluice::config::{Config, LogFormat, DEFAULT_TOML};
+
+/// Live H.264/H.265 + AAC streaming server: RTMP in; HTTP-FLV, WebSocket-FLV and RTMP out.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// RTMP listen address (overrides rtmp.listen).
+    #[arg(long, value_name = "ADDR")]
+    rtmp: Option<SocketAddr>,
+    /// HTTP listen address (overrides http.listen).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// TOML configuration file; fields not given keep their defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<String>,
+    /// Print the full default configuration, with a comment on every field, and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.print_config {
+        print!("{DEFAULT_TOML}");
+        return ExitCode::SUCCESS;
+    }
+    let mut config = match &args.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("sluice: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(a) = args.rtmp {
+        config.rtmp.listen = a;
+    }
+    if let Some(a) = args.http {
+        config.http.listen = a;
+    }
+    if let Err(e) = init_logging(&config) {
+        eprintln!("sluice: {e}");
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let server = match sluice::Server::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("sluice: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown(Duration::from_secs(3)).await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn init_logging(config: &Config) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .map_err(|e| format!("invalid config: log.level = {:?}: {e}", config.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -59,6 +59,9 @@ pub(crate) struct State {
     pub ended: bool,
     /// The GOP breaker tripped: video is dropped until the next keyframe.
     pub awaiting_keyframe: bool,
+    /// New viewers start only on keyframes at or after this sequence number: frames before it
+    /// belong to a publisher that left (lagging viewers still get them, in order).
+    pub gop_floor: u64,
     pub has_video: bool,
     pub has_audio: bool,
     pub video_codec: Option<Codec>,
@@ -108,6 +111,7 @@ impl Stream {
                 timeline,
                 ended: false,
                 awaiting_keyframe: false,
+                gop_floor: 0,
                 has_video: false,
                 has_audio: false,
                 video_codec: None,
@@ -270,7 +274,7 @@ impl Stream {
             // Takeover or republish: the new publisher's timestamps continue the timeline, and
             // nobody starts on the previous publisher's GOP.
             s.timeline.restart();
-            s.ring.clear();
+            s.gop_floor = s.ring.next_seq();
             s.video_seq = None;
             s.audio_seq = None;
             s.metadata = None;
@@ -293,8 +297,9 @@ impl Stream {
         }
         s.publisher = None;
         s.unpublished_at = Some(Instant::now());
-        // Viewers keep their place; new viewers do not start on a GOP from a publisher that left.
-        s.ring.clear();
+        // Viewers keep their place and get what they have not read yet; new viewers do not start
+        // on a GOP from a publisher that left.
+        s.gop_floor = s.ring.next_seq();
         s.video_seq = None;
         s.audio_seq = None;
         s.metadata = None;

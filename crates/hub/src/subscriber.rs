@@ -233,7 +233,7 @@ impl Subscriber {
 
 fn start_position(s: &State, gop_cache: bool) -> (u64, bool) {
     match s.ring.newest_keyframe() {
-        Some(k) if gop_cache => (k, false),
+        Some(k) if gop_cache && k >= s.gop_floor && s.publisher.is_some() => (k, false),
         _ => (s.ring.next_seq(), s.has_video || s.ring.is_empty()),
     }
 }

@@ -198,9 +198,16 @@ async fn stream_ends_after_grace() {
     let p = hub.publish("live/a").unwrap();
     feed(&p, 0, 5, 25);
     let mut sub = hub.subscribe("live/a", Duration::ZERO).await.unwrap();
-    drop(p);
     let mut out = Vec::new();
+    assert_eq!(sub.read(&mut out, ALL), Read::Frames(5), "the GOP cache");
+    p.push(video(200, false));
+    drop(p);
     hub.reap(std::time::Instant::now());
+    assert_eq!(
+        sub.read(&mut out, ALL),
+        Read::Frames(1),
+        "what was published is still delivered"
+    );
     assert!(
         matches!(sub.read(&mut out, ALL), Read::Empty),
         "grace running"

@@ -1,0 +1,356 @@
+//! The configuration tree. Defaults live in one annotated file, `config/sluice.toml`, embedded in
+//! the binary: `--print-config` prints it, and a test checks it equals `Config::default()`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The annotated default configuration.
+pub const DEFAULT_TOML: &str = include_str!("../config/sluice.toml");
+
+/// Everything sluice can be told. See `config/sluice.toml` for each field's meaning.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub rtmp: RtmpConfig,
+    pub http: HttpConfig,
+    pub hub: HubSection,
+    pub egress: EgressConfig,
+    pub ingest: IngestConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    pub listen: SocketAddr,
+    pub chunk_size: u32,
+    pub handshake_timeout_ms: u64,
+    pub command_timeout_ms: u64,
+    pub publisher_idle_timeout_ms: u64,
+    pub max_message_size: u32,
+    pub max_peer_chunk_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub header_timeout_ms: u64,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub stream_wait_ms: u64,
+    pub cors_origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubSection {
+    pub gop_cache: bool,
+    pub ring_max_bytes: usize,
+    pub ring_max_duration_ms: u64,
+    pub max_lag_ms: u64,
+    pub slow_timeout_ms: u64,
+    pub max_gop_bytes: usize,
+    pub max_gop_duration_ms: u64,
+    pub republish_grace_ms: u64,
+    pub publish_takeover: bool,
+    pub max_ts_jump_back_ms: u64,
+    pub max_ts_jump_forward_ms: u64,
+    pub max_viewers_per_stream: usize,
+    pub max_streams: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressConfig {
+    pub merge_max_bytes: usize,
+    pub merge_max_frames: usize,
+    pub merge_ms: u64,
+    pub send_buffer_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    pub read_buffer_min: usize,
+    pub read_buffer_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("valid built-in address")
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rtmp: RtmpConfig::default(),
+            http: HttpConfig::default(),
+            hub: HubSection::default(),
+            egress: EgressConfig::default(),
+            ingest: IngestConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            listen: addr("0.0.0.0:1935"),
+            chunk_size: 60000,
+            handshake_timeout_ms: 10_000,
+            command_timeout_ms: 20_000,
+            publisher_idle_timeout_ms: 30_000,
+            max_message_size: 16 << 20,
+            max_peer_chunk_size: 16 << 20,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: addr("0.0.0.0:8080"),
+            header_timeout_ms: 10_000,
+            max_header_bytes: 16 << 10,
+            max_headers: 64,
+            stream_wait_ms: 0,
+            cors_origin: "*".into(),
+        }
+    }
+}
+
+impl Default for HubSection {
+    fn default() -> Self {
+        HubSection {
+            gop_cache: true,
+            ring_max_bytes: 32 << 20,
+            ring_max_duration_ms: 4000,
+            max_lag_ms: 3000,
+            slow_timeout_ms: 10_000,
+            max_gop_bytes: 16 << 20,
+            max_gop_duration_ms: 30_000,
+            republish_grace_ms: 10_000,
+            publish_takeover: false,
+            max_ts_jump_back_ms: 1000,
+            max_ts_jump_forward_ms: 5000,
+            max_viewers_per_stream: 100_000,
+            max_streams: 10_000,
+        }
+    }
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        EgressConfig {
+            merge_max_bytes: 256 << 10,
+            merge_max_frames: 64,
+            merge_ms: 0,
+            send_buffer_bytes: 128 << 10,
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            read_buffer_min: 4096,
+            read_buffer_max: 256 << 10,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Plain,
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Parse(String),
+    #[error("invalid config: {field} = {value}: {reason}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+impl Config {
+    /// Parses TOML text; fields not given keep their defaults.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let c: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse(e.to_string().trim().replace('\n', " ")))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &str) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Checks values serde cannot: ranges and relations between fields.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, value: String, reason| {
+            Err(ConfigError::Invalid {
+                field,
+                value,
+                reason,
+            })
+        };
+        if !(128..=0x7fff_ffff).contains(&self.rtmp.chunk_size) {
+            return bad(
+                "rtmp.chunk_size",
+                self.rtmp.chunk_size.to_string(),
+                "must be 128..=2147483647",
+            );
+        }
+        if self.rtmp.max_message_size < 1024 {
+            return bad(
+                "rtmp.max_message_size",
+                self.rtmp.max_message_size.to_string(),
+                "must be at least 1024",
+            );
+        }
+        if self.rtmp.max_peer_chunk_size < 128 {
+            return bad(
+                "rtmp.max_peer_chunk_size",
+                self.rtmp.max_peer_chunk_size.to_string(),
+                "must be at least 128",
+            );
+        }
+        if self.http.max_header_bytes < 256 {
+            return bad(
+                "http.max_header_bytes",
+                self.http.max_header_bytes.to_string(),
+                "must be at least 256",
+            );
+        }
+        if self.hub.max_lag_ms == 0 {
+            return bad("hub.max_lag_ms", "0".into(), "must be positive");
+        }
+        if self.hub.ring_max_duration_ms < self.hub.max_lag_ms {
+            return bad(
+                "hub.ring_max_duration_ms",
+                self.hub.ring_max_duration_ms.to_string(),
+                "must be at least hub.max_lag_ms",
+            );
+        }
+        if self.egress.merge_max_frames == 0 || self.egress.merge_max_bytes == 0 {
+            return bad(
+                "egress.merge_max_frames",
+                self.egress.merge_max_frames.to_string(),
+                "merge budgets must be positive",
+            );
+        }
+        if self.ingest.read_buffer_min == 0
+            || self.ingest.read_buffer_min > self.ingest.read_buffer_max
+        {
+            return bad(
+                "ingest.read_buffer_min",
+                self.ingest.read_buffer_min.to_string(),
+                "must be positive and at most ingest.read_buffer_max",
+            );
+        }
+        Ok(())
+    }
+
+    /// The hub's view of this configuration.
+    pub fn hub_config(&self) -> sluice_hub::HubConfig {
+        let h = &self.hub;
+        sluice_hub::HubConfig {
+            gop_cache: h.gop_cache,
+            ring_max_bytes: h.ring_max_bytes,
+            ring_max_duration: ms(h.ring_max_duration_ms),
+            max_lag: ms(h.max_lag_ms),
+            slow_timeout: ms(h.slow_timeout_ms),
+            max_gop_bytes: h.max_gop_bytes,
+            max_gop_duration: ms(h.max_gop_duration_ms),
+            republish_grace: ms(h.republish_grace_ms),
+            publish_takeover: h.publish_takeover,
+            max_ts_jump_back: ms(h.max_ts_jump_back_ms),
+            max_ts_jump_forward: ms(h.max_ts_jump_forward_ms),
+            max_viewers_per_stream: h.max_viewers_per_stream,
+            max_streams: h.max_streams,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotated_file_is_the_default() {
+        assert_eq!(Config::from_toml(DEFAULT_TOML).unwrap(), Config::default());
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_field_is_commented() {
+        let mut prev_comment = false;
+        for line in DEFAULT_TOML.lines() {
+            let t = line.trim();
+            if t.starts_with('#') {
+                prev_comment = true;
+            } else if t.contains(" = ") {
+                assert!(prev_comment, "field without a comment: {t}");
+                prev_comment = false;
+            } else {
+                prev_comment = false;
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::from_toml("[hub]\nmax_lagg_ms = 5")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_lagg_ms"), "{e}");
+        let e = Config::from_toml("[rtmp]\nchunk_size = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rtmp.chunk_size"), "{e}");
+        let e = Config::from_toml("[http]\nlisten = \"nope\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen"), "{e}");
+    }
+}

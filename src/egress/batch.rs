@@ -1,0 +1,199 @@
+//! A viewer's outgoing batch: the frames ready for it (shared payloads) and the few header bytes
+//! that are its own (tag headers with its timestamps, chunk headers, HTTP/WS framing), written
+//! together in one vectored write.
+//!
+//! Why the header bytes are per viewer: every viewer's timeline starts near 0, so the timestamp
+//! inside each FLV tag header / RTMP type-0 chunk header differs per viewer. Those are 11–16 bytes
+//! per frame copied into a buffer the viewer reuses; the payload — the only large part — is never
+//! copied. The segment list and both buffers keep their capacity between batches (no allocation
+//! in steady state) and are shrunk after a burst, so an idle viewer holds a few hundred bytes.
+
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use sluice_hub::Delivery;
+use tokio::io::AsyncWrite;
+
+/// One piece of the write: a range of the header buffer or of a frame's body.
+#[derive(Debug, Clone, Copy)]
+enum Seg {
+    Header { start: u32, end: u32 },
+    Body { frame: u32, start: u32, end: u32 },
+}
+
+/// Capacity kept across batches; larger buffers are shrunk back after a write.
+const KEEP_FRAMES: usize = 8;
+const KEEP_SEGS: usize = 24;
+const KEEP_HEADER_BYTES: usize = 256;
+
+/// Most slices passed to one `writev` (Linux IOV_MAX is 1024).
+const MAX_IOV: usize = 64;
+
+/// Frames and framing for one vectored write.
+#[derive(Default)]
+pub struct Batch {
+    /// The frames in this batch (each holds its payload by reference count).
+    pub frames: Vec<Delivery>,
+    headers: Vec<u8>,
+    segs: Vec<Seg>,
+    header_open: Option<usize>,
+    /// Bytes in the batch.
+    pub len: usize,
+}
+
+impl Batch {
+    /// Appends bytes to the header buffer, merging with the previous header segment.
+    pub fn header(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let start = self.headers.len() as u32;
+        self.headers.extend_from_slice(bytes);
+        let end = self.headers.len() as u32;
+        self.len += bytes.len();
+        let last = self.segs.len().checked_sub(1);
+        match (self.header_open, self.segs.last_mut()) {
+            (Some(i), Some(Seg::Header { end: e, .. })) if Some(i) == last => *e = end,
+            _ => {
+                self.segs.push(Seg::Header { start, end });
+                self.header_open = Some(self.segs.len() - 1);
+            }
+        }
+    }
+
+    /// Appends `body[start..end]` of frame `i` (an index into `frames`).
+    pub fn body(&mut self, i: usize, start: usize, end: usize) {
+        if start >= end {
+            return;
+        }
+        self.segs.push(Seg::Body {
+            frame: i as u32,
+            start: start as u32,
+            end: end as u32,
+        });
+        self.header_open = None;
+        self.len += end - start;
+    }
+
+    /// Empties the batch, dropping frame references, and gives back memory after a burst.
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        self.headers.clear();
+        self.segs.clear();
+        self.header_open = None;
+        self.len = 0;
+        if self.frames.capacity() > KEEP_FRAMES {
+            self.frames.shrink_to(KEEP_FRAMES);
+        }
+        if self.segs.capacity() > KEEP_SEGS {
+            self.segs.shrink_to(KEEP_SEGS);
+        }
+        if self.headers.capacity() > KEEP_HEADER_BYTES {
+            self.headers.shrink_to(KEEP_HEADER_BYTES);
+        }
+    }
+
+    /// Drops the framing but keeps the frames (to re-encode them, e.g. with a prefix).
+    pub fn clear_framing(&mut self) {
+        self.headers.clear();
+        self.segs.clear();
+        self.header_open = None;
+        self.len = 0;
+    }
+
+    fn seg_bytes(&self, s: Seg) -> &[u8] {
+        match s {
+            Seg::Header { start, end } => &self.headers[start as usize..end as usize],
+            Seg::Body { frame, start, end } => {
+                &self.frames[frame as usize].frame.body[start as usize..end as usize]
+            }
+        }
+    }
+
+    /// Writes the whole batch with as few `writev` calls as the socket allows. Cancel-safe only
+    /// in the sense that a cancelled write leaves the connection unusable (callers close it).
+    pub async fn write_to<W: AsyncWrite + Unpin>(&self, w: &mut W) -> std::io::Result<()> {
+        let mut seg = 0usize;
+        let mut off = 0usize;
+        while seg < self.segs.len() {
+            let n = std::future::poll_fn(|cx: &mut Context<'_>| -> Poll<std::io::Result<usize>> {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let mut k = 0;
+                let mut i = seg;
+                while i < self.segs.len() && k < MAX_IOV {
+                    let b = self.seg_bytes(self.segs[i]);
+                    iov[k] = IoSlice::new(if i == seg { &b[off..] } else { b });
+                    k += 1;
+                    i += 1;
+                }
+                Pin::new(&mut *w).poll_write_vectored(cx, &iov[..k])
+            })
+            .await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            let mut left = n;
+            while left > 0 && seg < self.segs.len() {
+                let avail = self.seg_bytes(self.segs[seg]).len() - off;
+                if left >= avail {
+                    left -= avail;
+                    seg += 1;
+                    off = 0;
+                } else {
+                    off += left;
+                    left = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use sluice_media::{Codec, Frame, Track};
+
+    #[tokio::test]
+    async fn writes_headers_and_bodies_in_order_through_partial_writes() {
+        let mut b = Batch::default();
+        let f = Frame {
+            track: Track::Video,
+            codec: Codec::H264,
+            dts: 0,
+            cts: 0,
+            keyframe: true,
+            seq_header: false,
+            body: Bytes::from_static(b"BODYBODY"),
+            data_offset: 0,
+        };
+        b.frames.push(Delivery {
+            frame: f,
+            ts: 0,
+            arrived: std::time::Instant::now(),
+        });
+        b.header(b"<h1>");
+        b.header(b"<h2>");
+        b.body(0, 0, 4);
+        b.header(b"|");
+        b.body(0, 4, 8);
+        b.header(b"<t>");
+        assert_eq!(b.len, 20);
+        // A writer that takes at most 3 bytes per call.
+        let (mut client, mut server) = tokio::io::duplex(3);
+        let t = tokio::spawn(async move {
+            let mut out = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut server, &mut out)
+                .await
+                .unwrap();
+            out
+        });
+        b.write_to(&mut client).await.unwrap();
+        drop(client);
+        assert_eq!(t.await.unwrap(), b"<h1><h2>BODY|BODY<t>");
+        b.clear();
+        assert_eq!(b.len, 0);
+    }
+}

@@ -1,0 +1,6 @@
+//! Egress: the write path from a stream's ring to viewer sockets.
+
+pub mod batch;
+pub mod flv;
+pub mod rtmp;
+pub mod viewer;

@@ -1,0 +1,162 @@
+//! The viewer loop shared by every egress protocol: wait for frames, gather what is ready into
+//! one batch, write it in one vectored write, and cut the viewer off when its socket stalls.
+
+use std::time::Duration;
+
+use sluice_hub::{Budget, Read, Stream, Subscriber};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::batch::Batch;
+use crate::close::CloseReason;
+
+/// Egress settings of one viewer.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewerLimits {
+    pub budget: Budget,
+    /// Merge window (0 = write whatever is ready).
+    pub merge: Duration,
+    /// A write that makes no progress for this long cuts the viewer off.
+    pub slow_timeout: Duration,
+}
+
+/// What a protocol adds to the shared loop.
+pub trait Egress {
+    /// Frames `batch.frames` for the wire.
+    fn encode(&mut self, batch: &mut Batch, stream: &Stream);
+    /// Bytes that end the stream cleanly (chunked terminator, WS close, StreamEOF).
+    fn finish(&mut self) -> Vec<u8>;
+    /// Bytes the viewer sent (control messages, WS close, HTTP noise).
+    fn on_input(&mut self, data: &[u8]) -> Result<(), CloseReason>;
+    /// Control replies to send before the next batch.
+    fn take_control(&mut self) -> Option<bytes::Bytes> {
+        None
+    }
+    /// A paused viewer gets no frames (RTMP pause).
+    fn paused(&self) -> bool {
+        false
+    }
+}
+
+/// Totals of one viewer, for the close log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ViewerTotals {
+    pub bytes: u64,
+    pub writes: u64,
+}
+
+/// Runs a viewer until the stream ends, the viewer leaves, or it is cut off.
+pub async fn run<R, W, E>(
+    sub: &mut Subscriber,
+    mut reader: Option<&mut R>,
+    w: &mut W,
+    egress: &mut E,
+    limits: ViewerLimits,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    totals: &mut ViewerTotals,
+) -> CloseReason
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    E: Egress,
+{
+    let stream = sub.stream().clone();
+    let mut batch = Batch::default();
+    let mut input = [0u8; 256];
+    loop {
+        if *shutdown.borrow() {
+            let _ = write_with_timeout(w, &egress.finish(), limits.slow_timeout).await;
+            return CloseReason::Shutdown;
+        }
+        if let Some(ctl) = egress.take_control() {
+            if let Err(r) = write_with_timeout(w, &ctl, limits.slow_timeout).await {
+                return r;
+            }
+        }
+        let notified = stream.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let state = if egress.paused() {
+            Read::Empty
+        } else {
+            sub.read(&mut batch.frames, limits.budget)
+        };
+        match state {
+            Read::Frames(_) => {
+                if !limits.merge.is_zero() {
+                    // Merge window: let more frames join this write (SRS's mw_latency trade).
+                    let due = batch.frames[0].arrived + limits.merge;
+                    let now = std::time::Instant::now();
+                    if due > now {
+                        tokio::time::sleep(due - now).await;
+                        let more = Budget {
+                            max_frames: limits.budget.max_frames.saturating_sub(batch.frames.len()),
+                            ..limits.budget
+                        };
+                        if more.max_frames > 0 {
+                            sub.read(&mut batch.frames, more);
+                        }
+                    }
+                }
+                egress.encode(&mut batch, &stream);
+                match tokio::time::timeout(limits.slow_timeout, batch.write_to(w)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return CloseReason::from_io(&e),
+                    Err(_) => {
+                        sub.count_kick();
+                        return CloseReason::SlowViewer;
+                    }
+                }
+                totals.bytes += batch.len as u64;
+                totals.writes += 1;
+                batch.clear();
+            }
+            Read::Ended => {
+                let _ = write_with_timeout(w, &egress.finish(), limits.slow_timeout).await;
+                return CloseReason::StreamEnded;
+            }
+            Read::Empty => {
+                let res = match reader.as_deref_mut() {
+                    Some(r) => {
+                        tokio::select! {
+                            _ = &mut notified => None,
+                            _ = shutdown.changed() => None,
+                            n = r.read(&mut input) => Some(n),
+                        }
+                    }
+                    None => {
+                        tokio::select! {
+                            _ = &mut notified => None,
+                            _ = shutdown.changed() => None,
+                        }
+                    }
+                };
+                match res {
+                    None => {}
+                    Some(Ok(0)) => return CloseReason::PeerClosed,
+                    Some(Ok(n)) => {
+                        if let Err(r) = egress.on_input(&input[..n]) {
+                            return r;
+                        }
+                    }
+                    Some(Err(e)) => return CloseReason::from_io(&e),
+                }
+            }
+        }
+    }
+}
+
+/// Writes control bytes, cutting the viewer off when the socket takes nothing for `timeout`.
+pub async fn write_with_timeout<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    data: &[u8],
+    timeout: Duration,
+) -> Result<(), CloseReason> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(timeout, w.write_all(data)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CloseReason::from_io(&e)),
+        Err(_) => Err(CloseReason::SlowViewer),
+    }
+}

@@ -1,0 +1,361 @@
+//! One RTMP connection: handshake and commands through the sans-IO session, then either a
+//! publisher feeding the hub or a player fed by the shared viewer loop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sluice_hub::{Publisher, Stream, Subscriber};
+use sluice_media::Track;
+use sluice_rtmp::{ServerConfig, ServerEvent, ServerSession};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::close::CloseReason;
+use crate::egress::batch::Batch;
+use crate::egress::viewer::{self, Egress, ViewerTotals};
+use crate::names::StreamPath;
+use crate::readbuf::ReadBuf;
+use crate::server::Ctx;
+
+fn session_config(ctx: &Ctx) -> ServerConfig {
+    let r = &ctx.config.rtmp;
+    let mut c = ServerConfig::default();
+    c.out_chunk_size = r.chunk_size;
+    c.limits.max_message_size = r.max_message_size;
+    c.limits.max_chunk_size = r.max_peer_chunk_size;
+    c
+}
+
+/// Serves one RTMP connection until it closes; logs the close with its reason.
+pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let _ = sock.set_nodelay(true);
+    let started = Instant::now();
+    let mut conn = Conn {
+        session: ServerSession::new(session_config(&ctx)),
+        app: None,
+        buf: ReadBuf::new(
+            ctx.config.ingest.read_buffer_min,
+            ctx.config.ingest.read_buffer_max,
+        ),
+    };
+    let (role, reason, bytes) = match conn.run(&mut sock, &ctx).await {
+        Ok((role, reason, bytes)) => (role, reason, bytes),
+        Err(reason) => ("unknown", reason, 0),
+    };
+    let level_warn = matches!(reason, CloseReason::Protocol(_) | CloseReason::Limit(_));
+    if level_warn {
+        tracing::warn!(%peer, proto = "rtmp", role, reason = %reason, secs = started.elapsed().as_secs_f32(), bytes, "connection closed");
+    } else {
+        tracing::info!(%peer, proto = "rtmp", role, reason = %reason, secs = started.elapsed().as_secs_f32(), bytes, "connection closed");
+    }
+}
+
+struct Conn {
+    session: ServerSession,
+    app: Option<String>,
+    buf: ReadBuf,
+}
+
+enum Next {
+    Publish(Publisher, u32, StreamPath),
+    Play(Subscriber, u32, StreamPath),
+}
+
+impl Conn {
+    async fn flush(&mut self, sock: &mut TcpStream) -> Result<(), CloseReason> {
+        if let Some(out) = self.session.take_output() {
+            sock.write_all(&out)
+                .await
+                .map_err(|e| CloseReason::from_io(&e))?;
+        }
+        Ok(())
+    }
+
+    async fn run(
+        &mut self,
+        sock: &mut TcpStream,
+        ctx: &Arc<Ctx>,
+    ) -> Result<(&'static str, CloseReason, u64), CloseReason> {
+        let handshake_deadline = tokio::time::Instant::now()
+            + Duration::from_millis(
+                ctx.config
+                    .rtmp
+                    .handshake_timeout_ms
+                    .min(ctx.config.rtmp.command_timeout_ms),
+            );
+        let command_deadline =
+            tokio::time::Instant::now() + Duration::from_millis(ctx.config.rtmp.command_timeout_ms);
+        let mut shutdown = ctx.shutdown.clone();
+        let mut received = 0u64;
+        let next = loop {
+            let deadline = if received < 1537 + 1536 {
+                handshake_deadline
+            } else {
+                command_deadline
+            };
+            let n = tokio::select! {
+                r = tokio::time::timeout_at(deadline, sock.read(self.buf.space())) => match r {
+                    Err(_) => return Err(CloseReason::Timeout(if received < 1537 + 1536 { "rtmp handshake" } else { "rtmp publish/play command" })),
+                    Ok(Err(e)) => return Err(CloseReason::from_io(&e)),
+                    Ok(Ok(0)) => return Err(CloseReason::PeerClosed),
+                    Ok(Ok(n)) => n,
+                },
+                _ = shutdown.changed() => return Err(CloseReason::Shutdown),
+            };
+            received += n as u64;
+            let data = self.buf.filled(n);
+            self.session
+                .handle_input(data)
+                .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+            let mut decided = None;
+            while let Some(ev) = self.session.poll_event() {
+                if decided.is_some() {
+                    continue;
+                }
+                decided = self.on_command(ev, ctx).await?;
+            }
+            self.flush(sock).await?;
+            if let Some(next) = decided {
+                break next;
+            }
+        };
+        match next {
+            Next::Publish(p, stream_id, sp) => {
+                tracing::info!(stream = %sp.key, "publish started");
+                let r = self.publish(sock, ctx, &p, stream_id).await;
+                let bytes = p
+                    .stream()
+                    .stats
+                    .bytes_in
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                Ok(("publisher", r, bytes))
+            }
+            Next::Play(mut sub, stream_id, sp) => {
+                tracing::info!(stream = %sp.key, "rtmp viewer connected");
+                let mut totals = ViewerTotals::default();
+                crate::server::tune_viewer_socket(sock, &ctx.config);
+                let chunk_size = self.session.out_chunk_size();
+                let session =
+                    std::mem::replace(&mut self.session, ServerSession::new(session_config(ctx)));
+                let mut egress = RtmpEgress {
+                    session,
+                    stream_id,
+                    chunk_size,
+                    paused: false,
+                };
+                let (mut r, mut w) = sock.split();
+                let reason = viewer::run(
+                    &mut sub,
+                    Some(&mut r),
+                    &mut w,
+                    &mut egress,
+                    ctx.viewer_limits(),
+                    &mut shutdown,
+                    &mut totals,
+                )
+                .await;
+                Ok(("viewer", reason, totals.bytes))
+            }
+        }
+    }
+
+    async fn on_command(
+        &mut self,
+        ev: ServerEvent,
+        ctx: &Arc<Ctx>,
+    ) -> Result<Option<Next>, CloseReason> {
+        match ev {
+            ServerEvent::Connect { app, .. } => {
+                self.app = Some(app);
+                Ok(None)
+            }
+            ServerEvent::Publish {
+                stream_id, name, ..
+            } => {
+                let sp = match StreamPath::from_rtmp(self.app.as_deref().unwrap_or(""), &name) {
+                    Ok(sp) => sp,
+                    Err(e) => {
+                        self.session.reject_publish(
+                            stream_id,
+                            "NetStream.Publish.BadName",
+                            &e.to_string(),
+                        );
+                        return Err(CloseReason::Denied(e.to_string()));
+                    }
+                };
+                match ctx.hub.publish(&sp.key) {
+                    Ok(p) => {
+                        self.session.accept_publish(stream_id);
+                        Ok(Some(Next::Publish(p, stream_id, sp)))
+                    }
+                    Err(e) => {
+                        self.session.reject_publish(
+                            stream_id,
+                            "NetStream.Publish.BadName",
+                            &e.to_string(),
+                        );
+                        Err(CloseReason::Denied(e.to_string()))
+                    }
+                }
+            }
+            ServerEvent::Play {
+                stream_id, name, ..
+            } => {
+                let sp = match StreamPath::from_rtmp(self.app.as_deref().unwrap_or(""), &name) {
+                    Ok(sp) => sp,
+                    Err(e) => {
+                        self.session.reject_play(
+                            stream_id,
+                            "NetStream.Play.StreamNotFound",
+                            &e.to_string(),
+                        );
+                        return Err(CloseReason::Denied(e.to_string()));
+                    }
+                };
+                match ctx
+                    .hub
+                    .subscribe(
+                        &sp.key,
+                        Duration::from_millis(ctx.config.http.stream_wait_ms),
+                    )
+                    .await
+                {
+                    Ok(sub) => {
+                        self.session.accept_play(stream_id);
+                        Ok(Some(Next::Play(sub, stream_id, sp)))
+                    }
+                    Err(e) => {
+                        self.session.reject_play(
+                            stream_id,
+                            "NetStream.Play.StreamNotFound",
+                            &e.to_string(),
+                        );
+                        Err(CloseReason::Denied(e.to_string()))
+                    }
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        sock: &mut TcpStream,
+        ctx: &Arc<Ctx>,
+        p: &Publisher,
+        stream_id: u32,
+    ) -> CloseReason {
+        let idle = Duration::from_millis(ctx.config.rtmp.publisher_idle_timeout_ms);
+        let mut shutdown = ctx.shutdown.clone();
+        loop {
+            let n = tokio::select! {
+                r = tokio::time::timeout(idle, sock.read(self.buf.space())) => match r {
+                    Err(_) => return CloseReason::Timeout("publisher idle"),
+                    Ok(Err(e)) => return CloseReason::from_io(&e),
+                    Ok(Ok(0)) => return CloseReason::PeerClosed,
+                    Ok(Ok(n)) => n,
+                },
+                _ = shutdown.changed() => return CloseReason::Shutdown,
+            };
+            let data = self.buf.filled(n);
+            if let Err(e) = self.session.handle_input(data) {
+                return CloseReason::Protocol(e.to_string());
+            }
+            while let Some(ev) = self.session.poll_event() {
+                match ev {
+                    ServerEvent::Media {
+                        stream_id: sid,
+                        msg_type,
+                        timestamp,
+                        body,
+                    } if sid == stream_id || sid == 0 => {
+                        if !push_media(p, msg_type, timestamp, body) {
+                            return CloseReason::Replaced;
+                        }
+                    }
+                    ServerEvent::Unpublish { .. } => return CloseReason::Unpublished,
+                    _ => {}
+                }
+            }
+            if let Some(out) = self.session.take_output() {
+                if let Err(e) = sock.write_all(&out).await {
+                    return CloseReason::from_io(&e);
+                }
+            }
+        }
+    }
+}
+
+/// Hands one media message to the hub. Returns false when this publisher no longer owns the stream.
+fn push_media(p: &Publisher, msg_type: u8, timestamp: u32, body: Bytes) -> bool {
+    let body = if msg_type == 18 {
+        sluice_flv::strip_set_data_frame(&body)
+    } else {
+        body
+    };
+    match sluice_flv::frame_from_tag(msg_type, i64::from(timestamp), body) {
+        Ok(Some(frame)) => {
+            if frame.track == Track::Data && !is_metadata(&frame.body) {
+                return true;
+            }
+            p.push(frame)
+        }
+        Ok(None) => true,
+        Err(e) => {
+            tracing::debug!(stream = %p.stream().key(), error = %e, "media message dropped");
+            true
+        }
+    }
+}
+
+/// True for an `onMetaData` script body (other data messages are not relayed).
+fn is_metadata(body: &[u8]) -> bool {
+    body.len() > 13 && body[0] == 2 && &body[3..13] == b"onMetaData"
+}
+
+/// RTMP play framing plus the session that answers the player's control messages.
+struct RtmpEgress {
+    session: ServerSession,
+    stream_id: u32,
+    chunk_size: u32,
+    paused: bool,
+}
+
+impl Egress for RtmpEgress {
+    fn encode(&mut self, batch: &mut Batch, _stream: &Stream) {
+        batch.clear_framing();
+        crate::egress::rtmp::encode(batch, self.chunk_size, self.stream_id);
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        self.session.end_play(self.stream_id);
+        self.session
+            .take_output()
+            .map(|b| b.to_vec())
+            .unwrap_or_default()
+    }
+
+    fn on_input(&mut self, data: &[u8]) -> Result<(), CloseReason> {
+        self.session
+            .handle_input(data)
+            .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                ServerEvent::Pause { paused, .. } => self.paused = paused,
+                ServerEvent::CloseStream { .. } => return Err(CloseReason::PeerClosed),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn take_control(&mut self) -> Option<Bytes> {
+        self.session.take_output().map(Into::into)
+    }
+
+    fn paused(&self) -> bool {
+        self.paused
+    }
+}

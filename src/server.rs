@@ -1,0 +1,157 @@
+//! The running server: listeners, shared context, the hub's housekeeping, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_hub::{Budget, Hub};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::egress::viewer::ViewerLimits;
+
+/// What every connection task shares.
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub hub: Arc<Hub>,
+    pub shutdown: watch::Receiver<bool>,
+    /// Open connections (RTMP + HTTP).
+    pub connections: AtomicUsize,
+}
+
+impl Ctx {
+    /// Egress settings for a viewer.
+    pub fn viewer_limits(&self) -> ViewerLimits {
+        let e = &self.config.egress;
+        ViewerLimits {
+            budget: Budget {
+                max_bytes: e.merge_max_bytes,
+                max_frames: e.merge_max_frames,
+            },
+            merge: Duration::from_millis(e.merge_ms),
+            slow_timeout: Duration::from_millis(self.config.hub.slow_timeout_ms),
+        }
+    }
+}
+
+/// Sets the viewer socket options: no Nagle, and a bounded send buffer so a slow viewer's lag is
+/// visible to the hub (and skipped) rather than hidden in the kernel.
+pub fn tune_viewer_socket(sock: &TcpStream, config: &Config) {
+    let _ = sock.set_nodelay(true);
+    if config.egress.send_buffer_bytes > 0 {
+        let _ = socket2::SockRef::from(sock).set_send_buffer_size(config.egress.send_buffer_bytes);
+    }
+}
+
+/// A started server: its bound addresses and the handle to stop it.
+pub struct Server {
+    pub rtmp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub ctx: Arc<Ctx>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds the listeners and starts accepting.
+    pub async fn start(config: Config) -> std::io::Result<Server> {
+        let config = Arc::new(config);
+        let rtmp = TcpListener::bind(config.rtmp.listen)
+            .await
+            .map_err(|e| bind_error("rtmp.listen", config.rtmp.listen, e))?;
+        let http = TcpListener::bind(config.http.listen)
+            .await
+            .map_err(|e| bind_error("http.listen", config.http.listen, e))?;
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let hub = Hub::new(config.hub_config());
+        let ctx = Arc::new(Ctx {
+            config,
+            hub,
+            shutdown,
+            connections: AtomicUsize::new(0),
+        });
+        let rtmp_addr = rtmp.local_addr()?;
+        let http_addr = http.local_addr()?;
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(accept_loop(rtmp, ctx.clone(), Proto::Rtmp)));
+        tasks.push(tokio::spawn(accept_loop(http, ctx.clone(), Proto::Http)));
+        tasks.push(tokio::spawn(reaper(ctx.clone())));
+        tracing::info!(%rtmp_addr, %http_addr, "sluice listening");
+        Ok(Server {
+            rtmp_addr,
+            http_addr,
+            ctx,
+            shutdown_tx,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, ends every stream, and waits (up to `grace`) for connections to close.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.shutdown_tx.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.ctx.hub.close_all();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.ctx.connections.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.ctx.connections.load(Ordering::Relaxed);
+        tracing::info!(connections_left = left, "sluice stopped");
+    }
+}
+
+fn bind_error(field: &str, addr: SocketAddr, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot bind {field} = {addr}: {e}"))
+}
+
+#[derive(Clone, Copy)]
+enum Proto {
+    Rtmp,
+    Http,
+}
+
+struct ConnGuard(Arc<Ctx>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        ctx.connections.fetch_add(1, Ordering::Relaxed);
+        let guard = ConnGuard(ctx.clone());
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            match proto {
+                Proto::Rtmp => crate::rtmp_conn::serve(sock, peer, ctx).await,
+                Proto::Http => crate::http::serve(sock, peer, ctx).await,
+            }
+        });
+    }
+}
+
+async fn reaper(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        ctx.hub.reap(std::time::Instant::now());
+    }
+}

@@ -1,0 +1,444 @@
+//! End-to-end test harness: an in-process sluice on free loopback ports, real ffmpeg/ffprobe
+//! processes that are killed when dropped, and small raw HTTP-FLV / WebSocket-FLV readers that
+//! keep the exact bytes a player would get.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice::Config;
+
+/// A sluice server on 127.0.0.1 with its own runtime thread; stopped on drop.
+pub struct TestServer {
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::with(|_| {})
+    }
+
+    pub fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::default();
+        config.rtmp.listen = "127.0.0.1:0".parse().unwrap();
+        config.http.listen = "127.0.0.1:0".parse().unwrap();
+        tweak(&mut config);
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let server = sluice::Server::start(config).await.expect("server starts");
+                addr_tx.send((server.rtmp_addr, server.http_addr)).unwrap();
+                let _ = stop_rx.await;
+                server.shutdown(Duration::from_secs(2)).await;
+            });
+        });
+        let (rtmp, http) = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server address");
+        TestServer {
+            rtmp,
+            http,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn rtmp_url(&self, key: &str) -> String {
+        format!("rtmp://{}/{key}", self.rtmp)
+    }
+
+    pub fn http_url(&self, key: &str) -> String {
+        format!("http://{}/{key}.flv", self.http)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The repo's test clips.
+pub fn media(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/media")
+        .join(name)
+}
+
+/// A scratch directory for one test, under target/.
+pub fn scratch(test: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(test);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// ffmpeg 9 (Enhanced RTMP), installed by scripts/setup-test-tools.sh.
+pub fn ffmpeg9() -> String {
+    if let Ok(p) = std::env::var("SLUICE_FFMPEG9") {
+        return p;
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let p = format!("{home}/.cache/sluice-tools/ffmpeg9/bin/ffmpeg9");
+    assert!(
+        Path::new(&p).exists(),
+        "ffmpeg 9 not found: run scripts/setup-test-tools.sh (or scripts/test.sh)"
+    );
+    p
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Option<Child>,
+    pub what: String,
+}
+
+impl Proc {
+    pub fn spawn(program: &str, args: &[&str]) -> Proc {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {program}: {e} (run scripts/test.sh to install the test tools)")
+            });
+        Proc {
+            child: Some(child),
+            what: format!("{program} {}", args.join(" ")),
+        }
+    }
+
+    /// Waits for exit (killing it after `timeout`), returning the output.
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "timed out after {timeout:?}: {}\nstderr: {}",
+                    self.what,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `ffmpeg -re -i clip -c copy -f flv URL` with the given ffmpeg binary.
+pub fn publish(ffmpeg: &str, clip: &Path, url: &str) -> Proc {
+    Proc::spawn(
+        ffmpeg,
+        &[
+            "-hide_banner",
+            "-v",
+            "error",
+            "-re",
+            "-i",
+            clip.to_str().unwrap(),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            url,
+        ],
+    )
+}
+
+/// Waits until the stream is playable over HTTP-FLV (its publisher connected).
+pub fn wait_for_stream(http: SocketAddr, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(http) {
+            let _ = s.write_all(format!("GET /{key}.flv HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+            let mut b = [0u8; 12];
+            if s.read_exact(&mut b).is_ok() && &b[9..12] == b"200" {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("stream {key} never appeared");
+}
+
+/// What a raw reader got.
+pub struct Capture {
+    /// The FLV bytes (de-chunked / de-framed).
+    pub flv: Vec<u8>,
+    /// The response head.
+    pub head: String,
+    /// From connect to the first video tag (not the sequence header) fully received.
+    pub first_video_frame: Option<Duration>,
+    /// The stream ended cleanly (chunked terminator / WebSocket close frame).
+    pub clean_end: bool,
+}
+
+fn first_video_frame_end(flv: &[u8]) -> Option<usize> {
+    let mut pos = 13;
+    while pos + 11 <= flv.len() {
+        let size = u32::from_be_bytes([0, flv[pos + 1], flv[pos + 2], flv[pos + 3]]) as usize;
+        let end = pos + 11 + size + 4;
+        if end > flv.len() {
+            return None;
+        }
+        if flv[pos] == 9 && size > 1 {
+            let b = &flv[pos + 11..pos + 11 + size];
+            let seq = if b[0] & 0x80 != 0 {
+                b[0] & 0x0f == 0
+            } else {
+                b.len() > 1 && b[1] == 0
+            };
+            if !seq {
+                return Some(end);
+            }
+        }
+        pos = end;
+    }
+    None
+}
+
+/// Reads an HTTP-FLV response to its end (or `timeout`), de-chunking the body.
+pub fn http_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s.write_all(
+        format!("GET /{key}.flv HTTP/1.1\r\nHost: test\r\nOrigin: http://example.test\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let mut head = None;
+    let mut body_start = 0;
+    let mut flv = Vec::new();
+    let mut first = None;
+    let mut clean_end = false;
+    let mut parse_pos = 0;
+    let mut buf = vec![0u8; 65536];
+    while start.elapsed() < timeout {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                continue
+            }
+            Err(_) => break,
+        }
+        if head.is_none() {
+            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                head = Some(String::from_utf8_lossy(&raw[..i]).to_string());
+                body_start = i + 4;
+                parse_pos = body_start;
+            } else {
+                continue;
+            }
+        }
+        // De-chunk what is complete.
+        loop {
+            let rest = &raw[parse_pos..];
+            let Some(i) = rest.windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
+            let len = usize::from_str_radix(std::str::from_utf8(&rest[..i]).unwrap().trim(), 16)
+                .expect("chunk size line");
+            if rest.len() < i + 2 + len + 2 {
+                break;
+            }
+            if len == 0 {
+                clean_end = true;
+            }
+            flv.extend_from_slice(&rest[i + 2..i + 2 + len]);
+            parse_pos += i + 2 + len + 2;
+        }
+        if first.is_none() && first_video_frame_end(&flv).is_some() {
+            first = Some(start.elapsed());
+        }
+        if clean_end {
+            break;
+        }
+    }
+    let _ = body_start;
+    Capture {
+        flv,
+        head: head.unwrap_or_default(),
+        first_video_frame: first,
+        clean_end,
+    }
+}
+
+/// Reads a WebSocket-FLV stream to its close frame (or `timeout`).
+pub fn ws_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s.write_all(
+        format!("GET /{key}.flv HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let mut head = None;
+    let mut pos = 0;
+    let mut flv = Vec::new();
+    let mut first = None;
+    let mut clean_end = false;
+    let mut buf = vec![0u8; 65536];
+    while start.elapsed() < timeout && !clean_end {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                continue
+            }
+            Err(_) => break,
+        }
+        if head.is_none() {
+            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                head = Some(String::from_utf8_lossy(&raw[..i]).to_string());
+                pos = i + 4;
+            } else {
+                continue;
+            }
+        }
+        loop {
+            let b = &raw[pos..];
+            if b.len() < 2 {
+                break;
+            }
+            assert_eq!(b[1] & 0x80, 0, "server frames are unmasked");
+            let (len, hl) = match b[1] & 0x7f {
+                126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+                127 if b.len() >= 10 => (
+                    u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                126 | 127 => break,
+                n => (n as usize, 2),
+            };
+            if b.len() < hl + len {
+                break;
+            }
+            match b[0] & 0x0f {
+                2 | 0 => flv.extend_from_slice(&b[hl..hl + len]),
+                8 => clean_end = true,
+                op => panic!("unexpected websocket opcode {op}"),
+            }
+            pos += hl + len;
+        }
+        if first.is_none() && first_video_frame_end(&flv).is_some() {
+            first = Some(start.elapsed());
+        }
+    }
+    Capture {
+        flv,
+        head: head.unwrap_or_default(),
+        first_video_frame: first,
+        clean_end,
+    }
+}
+
+/// Tags of an FLV file or capture.
+pub fn tags(flv: &[u8]) -> (u8, Vec<sluice_flv::Tag>) {
+    let (h, t) = sluice_flv::read_all(flv).expect("valid FLV");
+    (h.flags, t)
+}
+
+/// `ffprobe` JSON of streams.
+pub fn ffprobe_streams(ffprobe: &str, file: &Path) -> String {
+    let out = Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-of",
+            "compact",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Decodes a file fully; returns ffmpeg's error output (empty when clean). The null output keeps
+/// frame timestamps in ms (`-fps_mode passthrough -enc_time_base:v 1:1000`): with its default
+/// 1/fps time base, 30 fps ms timestamps (33/34 ms steps) that start at a GOP boundary instead
+/// of 0 round onto the same tick and ffmpeg warns "non monotonically increasing dts" about its
+/// own output, not about the input.
+pub fn decode_errors(ffmpeg: &str, file: &Path) -> String {
+    let out = Command::new(ffmpeg)
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-i",
+            file.to_str().unwrap(),
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base:v",
+            "1:1000",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg decode failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
