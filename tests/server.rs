@@ -1,0 +1,228 @@
+//! Server behaviour end to end with real ffmpeg: duplicate publishers, republish with a waiting
+//! viewer, HTTP errors and CORS preflight, the CLI, and graceful shutdown.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn request(addr: std::net::SocketAddr, req: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[test]
+fn http_errors_and_preflight() {
+    let server = TestServer::start();
+    let r = request(
+        server.http,
+        "GET /live/nothing.flv HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+    let r = request(
+        server.http,
+        "GET /live/../../etc/passwd.flv HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    let r = request(server.http, "OPTIONS /live/a.flv HTTP/1.1\r\nHost: x\r\nOrigin: http://o\r\nAccess-Control-Request-Method: GET\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 204"), "{r}");
+    assert!(
+        r.contains("Access-Control-Allow-Origin: *")
+            && r.contains("Access-Control-Allow-Methods: GET, OPTIONS"),
+        "{r}"
+    );
+    let big = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(64 << 10));
+    let r = request(server.http, &big);
+    assert!(r.starts_with("HTTP/1.1 431"), "{r}");
+    let r = request(server.http, "\x16\x03\x01garbage\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    // The server is still fine.
+    let r = request(
+        server.http,
+        "GET /live/nothing.flv HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+}
+
+#[test]
+fn duplicate_publisher_is_refused_and_first_undisturbed() {
+    let server = TestServer::with(|c| c.hub.republish_grace_ms = 300);
+    let key = "live/dup";
+    let first = publish(
+        "ffmpeg",
+        &media("h264-360p25-baseline-video-only-5s.flv"),
+        &server.rtmp_url(key),
+    );
+    wait_for_stream(server.http, key);
+    let http = server.http;
+    let viewer = std::thread::spawn(move || http_flv(http, key, Duration::from_secs(20)));
+    std::thread::sleep(Duration::from_millis(300));
+    let second = publish(
+        "ffmpeg",
+        &media("h264-360p25-baseline-video-only-5s.flv"),
+        &server.rtmp_url(key),
+    );
+    let out = second.wait(Duration::from_secs(15));
+    assert!(
+        !out.status.success(),
+        "the second publisher must be refused"
+    );
+    let out = first.wait(Duration::from_secs(20));
+    assert!(
+        out.status.success(),
+        "first publisher: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cap = viewer.join().unwrap();
+    assert!(cap.clean_end);
+    let (_, t) = tags(&cap.flv);
+    let video = t.iter().filter(|t| t.tag_type == 9).count();
+    // The clip has 125 frames; the viewer joined at the start (GOP cache), so it gets them all.
+    assert!(video >= 124, "viewer got {video} video tags");
+}
+
+#[test]
+fn republish_keeps_a_waiting_viewer_with_monotonic_timestamps() {
+    let server = TestServer::with(|c| c.hub.republish_grace_ms = 3000);
+    let key = "live/again";
+    let clip = media("h264-360p25-baseline-video-only-5s.flv");
+    let p = publish("ffmpeg", &clip, &server.rtmp_url(key));
+    wait_for_stream(server.http, key);
+    let http = server.http;
+    let viewer = std::thread::spawn(move || http_flv(http, key, Duration::from_secs(30)));
+    assert!(p.wait(Duration::from_secs(15)).status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let p = publish("ffmpeg", &clip, &server.rtmp_url(key));
+    assert!(p.wait(Duration::from_secs(15)).status.success());
+    let cap = viewer.join().unwrap();
+    assert!(cap.clean_end, "ends after the grace period");
+    let (_, t) = tags(&cap.flv);
+    let ts: Vec<u32> = t
+        .iter()
+        .filter(|t| t.tag_type == 9)
+        .map(|t| t.timestamp)
+        .collect();
+    assert!(
+        ts.windows(2).all(|w| w[0] <= w[1]),
+        "video timestamps go back: {ts:?}"
+    );
+    let frames = t
+        .iter()
+        .filter(|t| t.tag_type == 9 && t.body.len() > 5 && t.body[1] == 1)
+        .count();
+    assert!(frames >= 2 * 124, "frames from both publishes: {frames}");
+    let file = scratch("republish").join("capture.flv");
+    std::fs::write(&file, &cap.flv).unwrap();
+    let errors = decode_errors("ffmpeg", &file);
+    assert!(errors.is_empty(), "decode errors: {errors}");
+}
+
+#[test]
+fn cli_print_config_and_bad_config() {
+    let bin = env!("CARGO_BIN_EXE_sluice");
+    let out = Command::new(bin).arg("--print-config").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        sluice::Config::from_toml(&text).unwrap(),
+        sluice::Config::default()
+    );
+    let dir = scratch("cli");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[hub]\nmax_lag_ms = \"soon\"\n").unwrap();
+    let out = Command::new(bin)
+        .args(["--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_lag_ms"), "{err}");
+    let out = Command::new(bin)
+        .args(["--rtmp", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let (rtmp, http) = (free_port(), free_port());
+    let mut server = Proc::spawn(
+        env!("CARGO_BIN_EXE_sluice"),
+        &[
+            "--rtmp",
+            &format!("127.0.0.1:{rtmp}"),
+            "--http",
+            &format!("127.0.0.1:{http}"),
+        ],
+    );
+    let http_addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let key = "live/term";
+    let publisher = Proc::spawn(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            media("h264-360p25-baseline-noB-aac-10s.flv")
+                .to_str()
+                .unwrap(),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            &format!("rtmp://127.0.0.1:{rtmp}/{key}"),
+        ],
+    );
+    wait_for_stream(http_addr, key);
+    let viewer = std::thread::spawn(move || http_flv(http_addr, key, Duration::from_secs(20)));
+    std::thread::sleep(Duration::from_millis(800));
+    let pid = server.child.as_ref().unwrap().id();
+    let t = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = std::mem::replace(
+        &mut server,
+        Proc {
+            child: None,
+            what: String::new(),
+        },
+    )
+    .wait(Duration::from_secs(10));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "exit code after SIGTERM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    let cap = viewer.join().unwrap();
+    assert!(cap.clean_end, "viewer got a clean end of stream");
+    drop(publisher);
+}
