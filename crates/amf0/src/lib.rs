@@ -6,6 +6,8 @@
 //! [`encode`] writes a value back. An AMF3 value switched in with the `0x11` avmplus marker is
 //! delimited (see [`amf3`]) and kept as raw bytes, not interpreted.
 
+#![warn(missing_docs)]
+
 pub mod amf3;
 pub mod decode;
 pub mod encode;

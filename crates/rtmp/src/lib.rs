@@ -12,6 +12,8 @@
 //! - [`server`], [`client`]: the sessions.
 //! - [`limits`], [`error`]: caps and failure reasons.
 
+#![warn(missing_docs)]
+
 pub mod chunk;
 pub mod client;
 pub mod command;

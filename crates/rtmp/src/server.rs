@@ -500,7 +500,7 @@ impl ServerSession {
                     });
                 }
                 let id = self.next_stream_id;
-                self.next_stream_id += 1;
+                self.next_stream_id = self.next_stream_id.saturating_add(1);
                 self.streams.insert(
                     id,
                     NetStream {
