@@ -10,6 +10,14 @@ use std::time::Duration;
 use common::*;
 use sluice_media::Track;
 
+/// The HEVC clip rewritten with legacy codec id 12 (made by the test from the Enhanced FLV).
+const LEGACY_HEVC: &str = "hevc-360p25-main-aac-10s.legacy12.flv";
+
+enum Publisher {
+    Ffmpeg(Proc),
+    Native(std::thread::JoinHandle<Result<(), String>>),
+}
+
 struct Expect {
     clip: &'static str,
     /// ffprobe `codec_name` values that must appear.
@@ -18,6 +26,8 @@ struct Expect {
     size: Option<(u32, u32)>,
     /// Use ffmpeg 9 (Enhanced RTMP) for publish, play and decode.
     enhanced: bool,
+    /// Publish with sluice's own RTMP client instead of ffmpeg (for what ffmpeg cannot send).
+    native: bool,
 }
 
 fn frames(flv: &[u8]) -> (u8, Vec<sluice_media::Frame>) {
@@ -96,8 +106,25 @@ fn relay(e: &Expect) {
     };
     let server = TestServer::with(|c| c.hub.republish_grace_ms = 500);
     let key = format!("live/{name}");
-    let clip = media(e.clip);
-    let publisher = publish(&ffmpeg, &clip, &server.rtmp_url(&key));
+    let clip = if e.clip == LEGACY_HEVC {
+        let p = dir.join(LEGACY_HEVC);
+        std::fs::write(
+            &p,
+            to_legacy_hevc(&std::fs::read(media("hevc-360p25-main-aac-10s.eflv.flv")).unwrap()),
+        )
+        .unwrap();
+        p
+    } else {
+        media(e.clip)
+    };
+    let publisher = if e.native {
+        let (file, rtmp, k) = (clip.clone(), server.rtmp, name.clone());
+        Publisher::Native(std::thread::spawn(move || {
+            publish_native(&file, rtmp, "live", &k)
+        }))
+    } else {
+        Publisher::Ffmpeg(publish(&ffmpeg, &clip, &server.rtmp_url(&key)))
+    };
     wait_for_stream(server.http, &key);
     // Join mid-stream: the newest keyframe is then the one at 2 s.
     std::thread::sleep(Duration::from_millis(2300));
@@ -142,12 +169,17 @@ fn relay(e: &Expect) {
         ],
     );
 
-    let out = publisher.wait(Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "publisher failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    match publisher {
+        Publisher::Ffmpeg(p) => {
+            let out = p.wait(Duration::from_secs(30));
+            assert!(
+                out.status.success(),
+                "publisher failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Publisher::Native(t) => t.join().unwrap().expect("native publisher"),
+    }
     let http_cap = http_t.join().unwrap();
     let ws_cap = ws_t.join().unwrap();
     let rtmp_res = rtmp_player.wait(Duration::from_secs(30));
@@ -283,6 +315,7 @@ fn h264_baseline_aac() {
         codecs: &["h264", "aac"],
         size: Some((640, 360)),
         enhanced: false,
+        native: false,
     });
 }
 
@@ -293,6 +326,7 @@ fn h264_main_bframes_aac() {
         codecs: &["h264", "aac"],
         size: Some((640, 360)),
         enhanced: false,
+        native: false,
     });
 }
 
@@ -303,6 +337,7 @@ fn h264_720p_high_bframes_aac() {
         codecs: &["h264", "aac"],
         size: Some((1280, 720)),
         enhanced: false,
+        native: false,
     });
 }
 
@@ -313,6 +348,7 @@ fn audio_only() {
         codecs: &["aac"],
         size: None,
         enhanced: false,
+        native: false,
     });
 }
 
@@ -323,6 +359,7 @@ fn video_only() {
         codecs: &["h264"],
         size: Some((640, 360)),
         enhanced: false,
+        native: false,
     });
 }
 
@@ -333,5 +370,17 @@ fn hevc_enhanced_rtmp() {
         codecs: &["hevc", "aac"],
         size: Some((640, 360)),
         enhanced: true,
+        native: false,
+    });
+}
+
+#[test]
+fn hevc_legacy_codec_id_12() {
+    relay(&Expect {
+        clip: LEGACY_HEVC,
+        codecs: &["hevc", "aac"],
+        size: Some((640, 360)),
+        enhanced: true,
+        native: true,
     });
 }

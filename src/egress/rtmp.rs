@@ -10,12 +10,14 @@ use sluice_media::Track;
 
 use super::batch::Batch;
 
-/// Chunk stream ids sluice sends media on (as SRS and nginx-rtmp do: separate streams per type).
+/// Chunk stream ids sluice sends media on: one per type, and none that the session uses for its
+/// own control and command messages (2, 3, 5, 7, 8), whose headers it may compress against its
+/// previous message on that chunk stream.
 pub fn csid_for(track: Track) -> u8 {
     match track {
         Track::Audio => 4,
         Track::Video => 6,
-        Track::Data => 5,
+        Track::Data => 10,
     }
 }
 

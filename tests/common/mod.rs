@@ -442,3 +442,103 @@ pub fn decode_errors(ffmpeg: &str, file: &Path) -> String {
     );
     String::from_utf8_lossy(&out.stderr).to_string()
 }
+
+/// Publishes an FLV file over RTMP with sluice's own client session, paced in real time like
+/// `ffmpeg -re`. For what ffmpeg cannot send (legacy HEVC codec id 12). Returns when done.
+pub fn publish_native(
+    file: &Path,
+    rtmp: SocketAddr,
+    app: &str,
+    stream: &str,
+) -> Result<(), String> {
+    use sluice_rtmp::{ClientConfig, ClientEvent, ClientMode, ClientSession};
+    let data = std::fs::read(file).map_err(|e| e.to_string())?;
+    let (_, tags) = sluice_flv::read_all(&data).map_err(|e| e.to_string())?;
+    let mut sock = TcpStream::connect(rtmp).map_err(|e| e.to_string())?;
+    sock.set_nodelay(true).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let mut s = ClientSession::new(ClientConfig {
+        app: app.into(),
+        tc_url: format!("rtmp://{rtmp}/{app}"),
+        stream: stream.into(),
+        mode: ClientMode::Publish,
+        ..ClientConfig::default()
+    });
+    s.start();
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut started = false;
+    while !started {
+        if Instant::now() > deadline {
+            return Err("publish not started".into());
+        }
+        if let Some(out) = s.take_output() {
+            sock.write_all(&out).map_err(|e| e.to_string())?;
+        }
+        match sock.read(&mut buf) {
+            Ok(0) => return Err("server closed".into()),
+            Ok(n) => s.handle_input(&buf[..n]).map_err(|e| e.to_string())?,
+            Err(_) => {}
+        }
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                ClientEvent::PublishStarted { .. } => started = true,
+                ClientEvent::CommandError { description, .. } => return Err(description),
+                ClientEvent::Status {
+                    level, description, ..
+                } if level == "error" => return Err(description),
+                _ => {}
+            }
+        }
+    }
+    let t0 = Instant::now();
+    for t in tags {
+        let due = Duration::from_millis(u64::from(t.timestamp));
+        if let Some(wait) = due.checked_sub(t0.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        s.send_media(t.tag_type, t.timestamp, t.body)
+            .map_err(|e| e.to_string())?;
+        if let Some(out) = s.take_output() {
+            sock.write_all(&out).map_err(|e| e.to_string())?;
+        }
+        // Keep acknowledgements flowing.
+        if let Ok(n) = sock.read(&mut buf) {
+            if n > 0 {
+                s.handle_input(&buf[..n]).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    s.close();
+    if let Some(out) = s.take_output() {
+        let _ = sock.write_all(&out);
+    }
+    Ok(())
+}
+
+/// Rewrites an Enhanced FLV HEVC file with the legacy codec id 12 signalling (as Chinese CDNs
+/// and mpegts.js use): `0x1c/0x2c`, an AVC-style packet type and composition time.
+pub fn to_legacy_hevc(eflv: &[u8]) -> Vec<u8> {
+    let (header, tags) = sluice_flv::read_all(eflv).unwrap();
+    let mut out = Vec::new();
+    let mut legacy = Vec::new();
+    for mut t in tags {
+        if t.tag_type == 9 && t.body[0] & 0x80 != 0 {
+            let b = &t.body;
+            let frame_type = (b[0] >> 4) & 7;
+            let lead = (frame_type << 4) | 12;
+            let body: Vec<u8> = match b[0] & 0x0f {
+                0 => [&[0x1c, 0, 0, 0, 0][..], &b[5..]].concat(),
+                1 => [&[lead, 1][..], &b[5..8], &b[8..]].concat(),
+                3 => [&[lead, 1, 0, 0, 0][..], &b[5..]].concat(),
+                2 => vec![0x1c, 2, 0, 0, 0],
+                _ => continue,
+            };
+            t.body = body.into();
+        }
+        legacy.push(t);
+    }
+    out.extend_from_slice(&sluice_flv::write_all(&header, &legacy).unwrap());
+    out
+}
