@@ -431,7 +431,7 @@ mod tests {
     fn ws_accept_rfc_example() {
         assert_eq!(
             ws_accept("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZ4O1YpWo="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 

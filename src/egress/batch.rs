@@ -111,25 +111,33 @@ impl Batch {
         }
     }
 
-    /// Writes the whole batch with as few `writev` calls as the socket allows. Cancel-safe only
-    /// in the sense that a cancelled write leaves the connection unusable (callers close it).
-    pub async fn write_to<W: AsyncWrite + Unpin>(&self, w: &mut W) -> std::io::Result<()> {
+    /// Writes the whole batch with as few `writev` calls as the socket allows. Fails with
+    /// `TimedOut` when the socket accepts nothing at all for `stall` (a slow viewer that still
+    /// makes progress is not cut off; it is skipped forward by the hub instead).
+    pub async fn write_to<W: AsyncWrite + Unpin>(
+        &self,
+        w: &mut W,
+        stall: std::time::Duration,
+    ) -> std::io::Result<()> {
         let mut seg = 0usize;
         let mut off = 0usize;
         while seg < self.segs.len() {
-            let n = std::future::poll_fn(|cx: &mut Context<'_>| -> Poll<std::io::Result<usize>> {
-                let mut iov = [IoSlice::new(&[]); MAX_IOV];
-                let mut k = 0;
-                let mut i = seg;
-                while i < self.segs.len() && k < MAX_IOV {
-                    let b = self.seg_bytes(self.segs[i]);
-                    iov[k] = IoSlice::new(if i == seg { &b[off..] } else { b });
-                    k += 1;
-                    i += 1;
-                }
-                Pin::new(&mut *w).poll_write_vectored(cx, &iov[..k])
-            })
-            .await?;
+            let write =
+                std::future::poll_fn(|cx: &mut Context<'_>| -> Poll<std::io::Result<usize>> {
+                    let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                    let mut k = 0;
+                    let mut i = seg;
+                    while i < self.segs.len() && k < MAX_IOV {
+                        let b = self.seg_bytes(self.segs[i]);
+                        iov[k] = IoSlice::new(if i == seg { &b[off..] } else { b });
+                        k += 1;
+                        i += 1;
+                    }
+                    Pin::new(&mut *w).poll_write_vectored(cx, &iov[..k])
+                });
+            let n = tokio::time::timeout(stall, write)
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
@@ -190,7 +198,9 @@ mod tests {
                 .unwrap();
             out
         });
-        b.write_to(&mut client).await.unwrap();
+        b.write_to(&mut client, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
         drop(client);
         assert_eq!(t.await.unwrap(), b"<h1><h2>BODY|BODY<t>");
         b.clear();

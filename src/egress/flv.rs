@@ -111,8 +111,10 @@ mod tests {
     #[test]
     fn ws_headers() {
         let mut b = [0u8; 10];
-        assert_eq!(&b[..ws_binary_header(5, &mut b)], &[0x82, 5]);
-        assert_eq!(&b[..ws_binary_header(300, &mut b)], &[0x82, 126, 1, 44]);
+        let n = ws_binary_header(5, &mut b);
+        assert_eq!(&b[..n], &[0x82, 5]);
+        let n = ws_binary_header(300, &mut b);
+        assert_eq!(&b[..n], &[0x82, 126, 1, 44]);
         assert_eq!(ws_binary_header(70_000, &mut b), 10);
     }
 }

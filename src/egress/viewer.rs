@@ -98,13 +98,13 @@ where
                     }
                 }
                 egress.encode(&mut batch, &stream);
-                match tokio::time::timeout(limits.slow_timeout, batch.write_to(w)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return CloseReason::from_io(&e),
-                    Err(_) => {
+                match batch.write_to(w, limits.slow_timeout).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                         sub.count_kick();
                         return CloseReason::SlowViewer;
                     }
+                    Err(e) => return CloseReason::from_io(&e),
                 }
                 totals.bytes += batch.len as u64;
                 totals.writes += 1;

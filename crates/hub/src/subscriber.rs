@@ -58,6 +58,8 @@ struct ViewerClock {
     /// Set `base` from the next frame delivered.
     rebase: bool,
     last_ts: [i64; 3],
+    /// Latest presentation time sent.
+    max_pts: i64,
     frames: u64,
 }
 
@@ -67,16 +69,25 @@ impl ViewerClock {
         if self.rebase {
             // First frame, or first after a skip: continue right after what was last sent.
             self.rebase = false;
+            // After the newest decode time *and* presentation time sent: with B-frames an earlier
+            // frame may present after the new keyframe's decode time.
             let continue_at = if self.frames == 0 {
                 0
             } else {
-                self.last_ts.iter().copied().max().unwrap_or(0) + 1
+                self.last_ts
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or(0)
+                    .max(self.max_pts)
+                    + 1
             };
             self.base = frame.dts - continue_at;
         }
         self.frames += 1;
         let ts = (frame.dts - self.base).max(self.last_ts[i]).max(0);
         self.last_ts[i] = ts;
+        self.max_pts = self.max_pts.max(ts + i64::from(frame.cts));
         out.push(Delivery {
             frame,
             ts: ts.min(i64::from(u32::MAX)) as u32,
@@ -115,6 +126,7 @@ impl Subscriber {
                 base: 0,
                 rebase: true,
                 last_ts: [0; 3],
+                max_pts: 0,
                 frames: 0,
             },
             skips: 0,

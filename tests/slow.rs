@@ -1,0 +1,174 @@
+//! Slow and stalled viewers beside a normal one: the slow viewer is skipped forward by whole GOPs
+//! (its bytes still decode without error), the stalled one is cut off after `slow_timeout`, and
+//! the normal viewer gets every frame.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Reads an HTTP-FLV stream at most `rate` bytes/s with a small receive buffer, de-chunking it.
+fn slow_reader(addr: std::net::SocketAddr, key: &str, rate: usize, timeout: Duration) -> Vec<u8> {
+    let s = TcpStream::connect(addr).unwrap();
+    socket2::SockRef::from(&s)
+        .set_recv_buffer_size(16 << 10)
+        .unwrap();
+    let mut s = s;
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s.write_all(format!("GET /{key}.flv HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let start = Instant::now();
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; rate / 10];
+    while start.elapsed() < timeout {
+        let t = Instant::now();
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        if let Some(rest) = Duration::from_millis(100).checked_sub(t.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    let i = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head")
+        + 4;
+    let mut flv = Vec::new();
+    let mut pos = i;
+    while let Some(j) = raw[pos..].windows(2).position(|w| w == b"\r\n") {
+        let len =
+            usize::from_str_radix(std::str::from_utf8(&raw[pos..pos + j]).unwrap(), 16).unwrap();
+        if len == 0 || raw.len() < pos + j + 2 + len {
+            break;
+        }
+        flv.extend_from_slice(&raw[pos + j + 2..pos + j + 2 + len]);
+        pos += j + 2 + len + 2;
+    }
+    flv
+}
+
+#[test]
+fn slow_viewer_skips_whole_gops_and_stalled_viewer_is_cut_off() {
+    let server = TestServer::with(|c| {
+        c.hub.max_lag_ms = 1500;
+        c.hub.ring_max_duration_ms = 2500;
+        c.hub.slow_timeout_ms = 2000;
+        c.hub.republish_grace_ms = 300;
+        c.egress.send_buffer_bytes = 32 << 10;
+    });
+    let key = "live/slow";
+    // 2.5 Mbit/s: ~310 kB/s, so a 100 kB/s reader falls behind quickly.
+    let clip = media("h264-720p30-high-B3-aac-10s.flv");
+    let publisher = publish("ffmpeg", &clip, &server.rtmp_url(key));
+    wait_for_stream(server.http, key);
+    let http = server.http;
+
+    // Stalled: connects, never reads.
+    let mut stalled = TcpStream::connect(http).unwrap();
+    socket2::SockRef::from(&stalled)
+        .set_recv_buffer_size(8 << 10)
+        .unwrap();
+    stalled
+        .write_all(format!("GET /{key}.flv HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let stalled_at = Instant::now();
+
+    let normal = std::thread::spawn(move || http_flv(http, key, Duration::from_secs(25)));
+    let slow = std::thread::spawn(move || slow_reader(http, key, 100_000, Duration::from_secs(14)));
+
+    // After slow_timeout the server has closed the stalled viewer: draining what the kernel
+    // holds ends in EOF (or a reset), well before the stream ends.
+    std::thread::sleep(Duration::from_secs(4));
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut sink = vec![0u8; 1 << 16];
+    let closed = loop {
+        match stalled.read(&mut sink) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                break false
+            }
+            Err(_) => break true,
+        }
+    };
+    assert!(
+        closed,
+        "stalled viewer still connected after {:?}",
+        stalled_at.elapsed()
+    );
+    assert!(publisher.wait(Duration::from_secs(20)).status.success());
+
+    let (_, src) = tags(&std::fs::read(&clip).unwrap());
+    let src_video: Vec<&sluice_flv::Tag> = src
+        .iter()
+        .filter(|t| t.tag_type == 9 && t.body[1] == 1)
+        .collect();
+    let normal = normal.join().unwrap();
+    let (_, got) = tags(&normal.flv);
+    let got_video: Vec<&sluice_flv::Tag> = got
+        .iter()
+        .filter(|t| t.tag_type == 9 && t.body[1] == 1)
+        .collect();
+    let k = src_video
+        .iter()
+        .position(|t| t.body == got_video[0].body)
+        .unwrap();
+    assert_eq!(
+        got_video.len(),
+        src_video.len() - k,
+        "normal viewer lost frames"
+    );
+
+    // The slow viewer: every run of consecutive source frames it got starts on a keyframe.
+    let slow = slow.join().unwrap();
+    let (_, got) = tags(&slow);
+    let got_video: Vec<&sluice_flv::Tag> = got
+        .iter()
+        .filter(|t| t.tag_type == 9 && t.body[1] == 1)
+        .collect();
+    assert!(
+        got_video.len() > 30,
+        "slow viewer got {} frames",
+        got_video.len()
+    );
+    let mut last: Option<usize> = None;
+    let mut skips = 0;
+    for t in &got_video {
+        let i = src_video
+            .iter()
+            .position(|s| s.body == t.body)
+            .expect("a source frame");
+        if last.is_none_or(|l| i != l + 1) {
+            assert_eq!(
+                t.body[0] >> 4,
+                1,
+                "a run starts on a keyframe (source frame {i})"
+            );
+            if last.is_some() {
+                skips += 1;
+                assert!(i > last.unwrap(), "never backwards");
+            }
+        }
+        last = Some(i);
+    }
+    assert!(skips >= 1, "the slow viewer was skipped forward");
+    let file = scratch("slow").join("slow.flv");
+    std::fs::write(&file, &slow).unwrap();
+    let errors = decode_errors("ffmpeg", &file);
+    assert!(
+        errors.is_empty(),
+        "slow viewer's stream has decode errors: {errors}"
+    );
+}
