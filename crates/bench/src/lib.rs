@@ -1,0 +1,329 @@
+//! sluice-bench: a load tool for live FLV servers. One publisher sends an FLV clip over RTMP in
+//! real time (looped, timestamps kept increasing); N viewers play it over HTTP-FLV,
+//! WebSocket-FLV or RTMP, ramped at a given rate, some of them slow or stalled if asked. It
+//! reports TTFF, per-frame end-to-end latency, frames received against frames sent, delivered
+//! throughput and, given the server's pid, its RSS and CPU. Works against any server that
+//! takes an RTMP publish and serves the stream back (sluice, nginx-rtmp, node-media-server,
+//! xiu): only URLs are configured.
+//!
+//! Costs on the client side: per viewer one task, one read buffer (`--read-buf`, 16 KiB) and a
+//! 10 KiB latency histogram; HTTP/WS viewers parse tags in place with no per-frame allocation
+//! (RTMP viewers use [`sluice_rtmp::ClientSession`], which reassembles each message).
+//! The tool shares the machine with the server, so on small machines its own CPU use is part
+//! of what latency measures.
+
+pub mod clip;
+pub mod frames;
+pub mod hist;
+pub mod procstat;
+pub mod publisher;
+pub mod report;
+pub mod scan;
+pub mod url;
+pub mod viewer;
+
+use clip::Clip;
+use report::{Report, ServerStats};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use url::Url;
+use viewer::{Kind, ViewerSetup};
+
+/// Command line / library settings.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "sluice-bench", version, about)]
+pub struct Args {
+    /// FLV clip to publish (looped).
+    #[arg(
+        long,
+        default_value = "tests/media/h264-360p25-baseline-noB-aac-10s.flv"
+    )]
+    pub clip: PathBuf,
+    /// RTMP URL to publish to: rtmp://host:port/app/stream.
+    #[arg(long, default_value = "rtmp://127.0.0.1:19350/live/bench")]
+    pub publish_url: String,
+    /// URL viewers play: http://…(.flv) for HTTP-FLV, ws://… for WebSocket-FLV, rtmp://… for
+    /// RTMP. `{i}` becomes the viewer index.
+    #[arg(long, default_value = "http://127.0.0.1:18000/live/bench.flv")]
+    pub play_url: String,
+    /// Number of viewers (including slow and stalled ones).
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub viewers: usize,
+    /// Viewers started per second.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Seconds from the first viewer until the publisher stops.
+    #[arg(long, default_value_t = 20.0)]
+    pub duration: f64,
+    /// Seconds of publishing before the first viewer (RSS baseline is taken at its end).
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Seconds viewers keep reading after the publisher stopped, for frames in flight.
+    #[arg(long, default_value_t = 2.0)]
+    pub drain: f64,
+    /// How many of the viewers read slowly.
+    #[arg(long, default_value_t = 0)]
+    pub slow: usize,
+    /// Read budget of a slow viewer, bytes/s.
+    #[arg(long, default_value_t = 16_000)]
+    pub slow_rate: u64,
+    /// How many of the viewers stop reading once the server answered.
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
+    /// Read buffer per viewer, bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub read_buf: usize,
+    /// Seconds allowed for connecting and the server's answer.
+    #[arg(long, default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Server process to sample RSS and CPU of (Linux /proc).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Tokio worker threads for the tool.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+impl Args {
+    /// Defaults, as with no flags.
+    pub fn defaults() -> Args {
+        <Args as clap::Parser>::parse_from(["sluice-bench"])
+    }
+
+    fn kind_of(&self, i: usize) -> Kind {
+        // Spread stalled viewers evenly over the ramp, then slow ones over the rest.
+        let hit = |i: usize, k: usize, n: usize| n > 0 && (i * k) / n != ((i + 1) * k) / n;
+        if hit(i, self.stalled, self.viewers) {
+            return Kind::Stalled;
+        }
+        let j = i - (i * self.stalled) / self.viewers;
+        if hit(j, self.slow, self.viewers - self.stalled) {
+            Kind::Slow {
+                bytes_per_s: self.slow_rate,
+            }
+        } else {
+            Kind::Normal
+        }
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+/// Runs a benchmark and returns its report. Errors when the publish fails; viewer failures are
+/// part of the report.
+pub async fn run(args: &Args) -> Result<Report, String> {
+    if args.slow + args.stalled > args.viewers {
+        return Err("--slow + --stalled is more than --viewers".into());
+    }
+    let clip = Clip::load(&args.clip)?;
+    let publish_url = Url::parse(&args.publish_url)?;
+    publish_url.rtmp_parts()?;
+    if publish_url.proto != url::Proto::Rtmp {
+        return Err("--publish-url must be rtmp://".into());
+    }
+    Url::parse(&args.play_url.replace("{i}", "0"))?;
+    let table = Arc::new(clip.frame_table());
+    let t0 = table.t0;
+    let sampler = args.server_pid.map(|pid| procstat::spawn(pid, t0));
+
+    let (started_tx, mut started_rx) = watch::channel(false);
+    let (stop_pub_tx, stop_pub_rx) = watch::channel(false);
+    let publisher = {
+        let table = table.clone();
+        tokio::spawn(async move {
+            publisher::publish(&publish_url, &clip, &table, started_tx, stop_pub_rx).await
+        })
+    };
+    let started = tokio::time::timeout(Duration::from_secs(15), started_rx.wait_for(|s| *s)).await;
+    if !matches!(started, Ok(Ok(_))) {
+        return match publisher.await {
+            Ok(Err(e)) => Err(e),
+            _ => Err("publish did not start within 15 s".into()),
+        };
+    }
+    tokio::time::sleep(secs(args.warmup)).await;
+
+    let ramp_start = tokio::time::Instant::now();
+    let window_start = Instant::now();
+    let window_start_s = t0.elapsed().as_secs_f64();
+    let base = sampler
+        .as_ref()
+        .and_then(|(s, _)| s.lock().ok().and_then(|g| g.last()))
+        .or_else(|| {
+            args.server_pid
+                .and_then(procstat::read)
+                .map(|(rss_kib, cpu_s)| procstat::Sample {
+                    t_s: window_start_s,
+                    rss_kib,
+                    cpu_s,
+                })
+        });
+
+    let setup = Arc::new(ViewerSetup {
+        play_url: args.play_url.clone(),
+        read_buf: args.read_buf,
+        connect_timeout: secs(args.connect_timeout),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut handles = Vec::with_capacity(args.viewers);
+    let end = ramp_start + secs(args.duration);
+    for i in 0..args.viewers {
+        let at = ramp_start + secs(i as f64 / args.rate.max(0.001));
+        if at > end {
+            break;
+        }
+        tokio::time::sleep_until(at).await;
+        handles.push(tokio::spawn(viewer::run(
+            i,
+            args.kind_of(i),
+            setup.clone(),
+            table.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    tokio::time::sleep_until(end).await;
+    let _ = stop_pub_tx.send(true);
+    let pub_stats = match publisher.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(e),
+        Err(e) => return Err(format!("publisher task: {e}")),
+    };
+    tokio::time::sleep(secs(args.drain)).await;
+    let frames_sent = table.sent_total();
+    let window_s = window_start.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    let mut results = Vec::with_capacity(handles.len());
+    for h in handles {
+        match h.await {
+            Ok(r) => results.push(r),
+            Err(e) => return Err(format!("viewer task: {e}")),
+        }
+    }
+
+    let mut groups = Vec::new();
+    for kind in ["normal", "slow", "stalled"] {
+        let rs: Vec<&viewer::ViewerResult> =
+            results.iter().filter(|r| r.kind.name() == kind).collect();
+        if !rs.is_empty() {
+            groups.push(report::group(kind, &rs, frames_sent));
+        }
+    }
+    let delivered_bytes: u64 = results.iter().map(|r| r.bytes).sum();
+    let connected = results.iter().filter(|r| r.connected).count();
+    let server = match (args.server_pid, sampler) {
+        (Some(pid), Some((samples, task))) => {
+            let last = procstat::read(pid);
+            task.abort();
+            let g = samples.lock().map_err(|_| "sampler poisoned")?;
+            base.map(|b| {
+                let peak = g
+                    .peak_since(window_start_s)
+                    .unwrap_or(b.rss_kib)
+                    .max(last.map_or(0, |l| l.0));
+                let cpu_s = last.map_or(g.last().map_or(b.cpu_s, |s| s.cpu_s), |l| l.1) - b.cpu_s;
+                ServerStats {
+                    pid,
+                    rss_baseline_kib: b.rss_kib,
+                    rss_peak_kib: peak,
+                    rss_per_viewer_kib: (peak.saturating_sub(b.rss_kib)) as f64
+                        / connected.max(1) as f64,
+                    cpu_s,
+                    cpu_s_per_gb: if delivered_bytes > 0 {
+                        cpu_s / (delivered_bytes as f64 / 1e9)
+                    } else {
+                        0.0
+                    },
+                    samples: g.all.clone(),
+                }
+            })
+        }
+        _ => None,
+    };
+    let mut settings = BTreeMap::new();
+    for (k, v) in [
+        ("clip", args.clip.display().to_string()),
+        ("publish_url", args.publish_url.clone()),
+        ("play_url", args.play_url.clone()),
+        ("viewers", args.viewers.to_string()),
+        ("rate", args.rate.to_string()),
+        ("duration", args.duration.to_string()),
+        ("warmup", args.warmup.to_string()),
+        ("drain", args.drain.to_string()),
+        ("slow", args.slow.to_string()),
+        ("slow_rate", args.slow_rate.to_string()),
+        ("stalled", args.stalled.to_string()),
+        ("read_buf", args.read_buf.to_string()),
+        ("ambiguous_clip_frames", table.ambiguous.to_string()),
+    ] {
+        settings.insert(k.to_owned(), v);
+    }
+    Ok(Report {
+        settings,
+        window_s,
+        frames_sent,
+        publisher: pub_stats,
+        groups,
+        delivered_bytes,
+        delivered_mbit_s: delivered_bytes as f64 * 8.0 / 1e6 / window_s.max(1e-9),
+        server,
+    })
+}
+
+/// Raises the soft open-files limit to the hard limit (thousands of viewers need it).
+pub fn raise_fd_limit() -> u64 {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: l.rlim_max,
+                rlim_max: l.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                l = want;
+            }
+        }
+    }
+    l.rlim_cur
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_spread() {
+        for (n, slow, stalled) in [
+            (40, 10, 10),
+            (7, 3, 4),
+            (10, 0, 0),
+            (5, 5, 0),
+            (1000, 1, 999),
+        ] {
+            let a = Args {
+                viewers: n,
+                slow,
+                stalled,
+                ..Args::defaults()
+            };
+            let kinds: Vec<Kind> = (0..n).map(|i| a.kind_of(i)).collect();
+            let count = |k: &str| kinds.iter().filter(|x| x.name() == k).count();
+            assert_eq!(
+                (count("slow"), count("stalled")),
+                (slow, stalled),
+                "{n} {slow} {stalled}"
+            );
+        }
+    }
+}

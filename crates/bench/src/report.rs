@@ -1,0 +1,205 @@
+//! Turns viewer results, publisher stats and server samples into the report: JSON for
+//! machines, a few lines for people.
+
+use crate::hist::Histogram;
+use crate::procstat::Sample;
+use crate::publisher::PublishStats;
+use crate::viewer::ViewerResult;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// p50 / p99 / max in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Quantiles {
+    /// Samples behind the figures.
+    pub samples: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
+}
+
+impl Quantiles {
+    fn of(h: &Histogram) -> Quantiles {
+        Quantiles {
+            samples: h.len(),
+            p50_ms: ms(h.quantile(0.5)),
+            p99_ms: ms(h.quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// Figures for one kind of viewer (normal, slow, stalled).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Group {
+    /// `normal`, `slow` or `stalled`.
+    pub kind: String,
+    /// Viewers started.
+    pub viewers: usize,
+    /// Accepted by the server.
+    pub connected: usize,
+    /// Not accepted (connect error, HTTP status, RTMP error, timeout).
+    pub failed: usize,
+    /// How viewers ended, with counts (`end of test` is a normal end).
+    pub ended: BTreeMap<String, usize>,
+    /// Time to first video frame, from starting to connect.
+    pub ttff: Quantiles,
+    /// End-to-end latency of frames sent after each viewer connected.
+    pub latency: Quantiles,
+    /// Fewest coded video frames a connected viewer received.
+    pub frames_min: u64,
+    /// Median of the same.
+    pub frames_median: u64,
+    /// Lowest ratio of frames received to frames sent from its first frame on.
+    pub ratio_min: f64,
+    /// Median of the same.
+    pub ratio_median: f64,
+    /// Viewers that received frames that could not be matched to a send.
+    pub unmatched_frames: u64,
+    /// Bytes read by this group.
+    pub bytes: u64,
+}
+
+/// Server process figures from `/proc`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerStats {
+    /// Process id sampled.
+    pub pid: u32,
+    /// RSS with the publisher running, before the first viewer.
+    pub rss_baseline_kib: u64,
+    /// Highest RSS from the first viewer to the end.
+    pub rss_peak_kib: u64,
+    /// (peak - baseline) / viewers connected.
+    pub rss_per_viewer_kib: f64,
+    /// CPU seconds used from the first viewer to the end.
+    pub cpu_s: f64,
+    /// `cpu_s` per GB (1e9 bytes) delivered to viewers.
+    pub cpu_s_per_gb: f64,
+    /// Every sample.
+    pub samples: Vec<Sample>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Settings echoed back.
+    pub settings: BTreeMap<String, String>,
+    /// Seconds from the first viewer to the end of the drain.
+    pub window_s: f64,
+    /// Coded video frames the publisher sent.
+    pub frames_sent: u64,
+    /// Publisher figures.
+    pub publisher: PublishStats,
+    /// Per viewer kind.
+    pub groups: Vec<Group>,
+    /// Bytes read by all viewers.
+    pub delivered_bytes: u64,
+    /// Delivered throughput over the window.
+    pub delivered_mbit_s: f64,
+    /// Server RSS/CPU, when `--server-pid` was given.
+    pub server: Option<ServerStats>,
+}
+
+fn median<T: Copy + PartialOrd>(v: &mut [T]) -> Option<T> {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v.get(v.len() / 2).copied()
+}
+
+/// Figures for the viewers of one kind.
+pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: u64) -> Group {
+    let mut g = Group {
+        kind: kind.to_owned(),
+        viewers: results.len(),
+        ..Group::default()
+    };
+    let mut ttff = Histogram::new();
+    let mut lat = Histogram::new();
+    let mut frames = Vec::new();
+    let mut ratios = Vec::new();
+    for r in results {
+        *g.ended.entry(r.end.clone()).or_default() += 1;
+        g.bytes += r.bytes;
+        g.unmatched_frames += r.frames - r.matched;
+        if !r.connected {
+            g.failed += 1;
+            continue;
+        }
+        g.connected += 1;
+        if let Some(t) = r.ttff {
+            ttff.record(t);
+        }
+        lat.merge(&r.latency);
+        frames.push(r.frames);
+        let from = r.first_seq.unwrap_or(r.sent_at_connect);
+        let expected = frames_sent.saturating_sub(from);
+        ratios.push(if expected == 0 {
+            1.0
+        } else {
+            r.frames as f64 / expected as f64
+        });
+    }
+    g.ttff = Quantiles::of(&ttff);
+    g.latency = Quantiles::of(&lat);
+    g.frames_min = frames.iter().copied().min().unwrap_or(0);
+    g.frames_median = median(&mut frames).unwrap_or(0);
+    g.ratio_min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    if !g.ratio_min.is_finite() {
+        g.ratio_min = 0.0;
+    }
+    g.ratio_median = median(&mut ratios).unwrap_or(0.0);
+    g
+}
+
+impl Report {
+    /// The group of `kind`, if any viewer had it.
+    pub fn group(&self, kind: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.kind == kind)
+    }
+
+    /// A short summary for people.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "window {:.1} s, publisher sent {} video frames ({} tags, max late {} ms), delivered {:.1} Mbit/s ({} bytes)",
+            self.window_s, self.frames_sent, self.publisher.tags, self.publisher.max_late_ms,
+            self.delivered_mbit_s, self.delivered_bytes
+        );
+        for g in &self.groups {
+            if g.kind == "stalled" {
+                let _ = writeln!(
+                    s,
+                    "{:8} viewers {} connected {} failed {} | bytes read {}",
+                    g.kind, g.viewers, g.connected, g.failed, g.bytes
+                );
+            } else {
+                let _ = writeln!(
+                s,
+                "{:8} viewers {} connected {} failed {} | TTFF p50 {} ms p99 {} ms | latency p50 {} ms p99 {} ms max {} ms ({} samples) | frames min {} median {} | received/sent min {:.3} median {:.3}",
+                g.kind, g.viewers, g.connected, g.failed, g.ttff.p50_ms, g.ttff.p99_ms,
+                g.latency.p50_ms, g.latency.p99_ms, g.latency.max_ms, g.latency.samples,
+                g.frames_min, g.frames_median, g.ratio_min, g.ratio_median
+            );
+            }
+            let ended: Vec<String> = g.ended.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let _ = writeln!(s, "{:8} ended: {}", "", ended.join(", "));
+        }
+        if let Some(sv) = &self.server {
+            let _ = writeln!(
+                s,
+                "server pid {}: RSS baseline {} KiB peak {} KiB ({:.1} KiB/viewer) | CPU {:.2} s ({:.2} CPU-s/GB delivered)",
+                sv.pid, sv.rss_baseline_kib, sv.rss_peak_kib, sv.rss_per_viewer_kib, sv.cpu_s, sv.cpu_s_per_gb
+            );
+        }
+        s
+    }
+}
