@@ -196,6 +196,7 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         Ok(Err(e)) => return Err(e),
         Err(e) => return Err(format!("publisher task: {e}")),
     };
+    let unpublished = Instant::now();
     tokio::time::sleep(secs(args.drain)).await;
     let frames_sent = table.sent_total();
     let window_s = window_start.elapsed().as_secs_f64();
@@ -203,7 +204,13 @@ pub async fn run(args: &Args) -> Result<Report, String> {
     let mut results = Vec::with_capacity(handles.len());
     for h in handles {
         match h.await {
-            Ok(r) => results.push(r),
+            Ok(mut r) => {
+                // Servers may end their viewers when the publisher leaves: expected, not a failure.
+                if r.connected && r.ended_at >= unpublished && r.end != viewer::END_OF_TEST {
+                    r.end = format!("{} {}", r.end, viewer::AFTER_UNPUBLISH);
+                }
+                results.push(r)
+            }
             Err(e) => return Err(format!("viewer task: {e}")),
         }
     }

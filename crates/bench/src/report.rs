@@ -49,7 +49,7 @@ pub struct Group {
     pub connected: usize,
     /// Not accepted (connect error, HTTP status, RTMP error, timeout).
     pub failed: usize,
-    /// How viewers ended, with counts (`end of test` is a normal end).
+    /// How viewers ended, with counts (`end of test` and `… (after unpublish)` are normal ends).
     pub ended: BTreeMap<String, usize>,
     /// Time to first video frame, from starting to connect.
     pub ttff: Quantiles,
@@ -163,6 +163,19 @@ impl Report {
     /// The group of `kind`, if any viewer had it.
     pub fn group(&self, kind: &str) -> Option<&Group> {
         self.groups.iter().find(|g| g.kind == kind)
+    }
+
+    /// Viewers of `g` that ended before the end of the test, for reasons other than the
+    /// publisher leaving.
+    pub fn early_ends(g: &Group) -> usize {
+        g.ended
+            .iter()
+            .filter(|(k, _)| {
+                k.as_str() != crate::viewer::END_OF_TEST
+                    && !k.ends_with(crate::viewer::AFTER_UNPUBLISH)
+            })
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// A short summary for people.

@@ -14,6 +14,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+/// End reason of a viewer stopped by the tool at the end of the run.
+pub const END_OF_TEST: &str = "end of test";
+/// Suffix of an end reason when the server ended the viewer after the publisher stopped.
+pub const AFTER_UNPUBLISH: &str = "(after unpublish)";
+
 /// How a viewer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -77,6 +82,8 @@ pub struct ViewerResult {
     pub latency: Histogram,
     /// Bytes read from the socket.
     pub bytes: u64,
+    /// When it ended.
+    pub ended_at: Instant,
 }
 
 /// Per-frame bookkeeping.
@@ -189,17 +196,19 @@ pub async fn run(
             sent_at_connect: table.sent_total(),
             latency: Histogram::new(),
             bytes: 0,
+            ended_at: start,
         },
     };
     let url = setup.play_url.replace("{i}", &id.to_string());
     let end = match Url::parse(&url) {
         Err(e) => e,
         Ok(url) => match session(&url, kind, &setup, &mut t, &mut stop).await {
-            Ok(()) => "end of test".to_owned(),
+            Ok(()) => END_OF_TEST.to_owned(),
             Err(e) => e,
         },
     };
     t.r.end = end;
+    t.r.ended_at = Instant::now();
     t.r
 }
 
