@@ -101,10 +101,11 @@ done
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
   echo "sluice: $(git rev-parse --short HEAD) (release build)"
-  echo "nginx-rtmp: $(dpkg-query -W -f='${Package} ${Version}, ' nginx-light libnginx-mod-rtmp 2>/dev/null || echo n/a)"
+  echo "nginx-rtmp: $(dpkg-query -W -f='${Package} ${Version}; ' nginx-light libnginx-mod-rtmp 2>/dev/null | sed 's/; $//' || echo n/a)"
   echo "node-media-server: $(cd "$PEERS_HOME/node-media-server" 2>/dev/null && node -p 'require("node-media-server/package.json").version + " on node " + process.version' 2>/dev/null || echo n/a)"
   echo "xiu: $([ -x "$PEERS_HOME/xiu/install/bin/xiu" ] && echo 0.14.0 || echo 'not installed, skipped')"
 } > "$OUT/env.txt"
 printf '%s\n' "${CMDS[@]}" > "$OUT/commands.txt"
-python3 bench/report.py "$OUT" > docs/BENCHMARKS.md
+python3 bench/report.py "$OUT" docs/BENCHMARKS.md > "$OUT/BENCHMARKS.md"
+cp "$OUT/BENCHMARKS.md" docs/BENCHMARKS.md
 echo "wrote docs/BENCHMARKS.md and $OUT" >&2
