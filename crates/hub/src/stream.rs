@@ -48,6 +48,8 @@ pub struct StreamInfo {
 pub(crate) struct State {
     pub ring: Ring,
     pub video_seq: Option<Frame>,
+    /// Enhanced RTMP video Metadata (colorInfo), replayed after the video sequence header.
+    pub video_info: Option<Frame>,
     pub audio_seq: Option<Frame>,
     pub metadata: Option<Frame>,
     /// The id of the current publisher, if any.
@@ -104,6 +106,7 @@ impl Stream {
             state: RwLock::new(State {
                 ring: Ring::default(),
                 video_seq: None,
+                video_info: None,
                 audio_seq: None,
                 metadata: None,
                 publisher: None,
@@ -204,6 +207,8 @@ impl Stream {
                     s.video_codec = Some(frame.codec);
                     if frame.seq_header {
                         s.video_seq = Some(frame.clone());
+                    } else if frame.is_video_info() {
+                        s.video_info = Some(frame.clone());
                     } else {
                         self.stats.video_frames_in.fetch_add(1, Ordering::Relaxed);
                         if frame.keyframe {
@@ -276,6 +281,7 @@ impl Stream {
             s.timeline.restart();
             s.gop_floor = s.ring.next_seq();
             s.video_seq = None;
+            s.video_info = None;
             s.audio_seq = None;
             s.metadata = None;
         }
@@ -301,6 +307,7 @@ impl Stream {
         // on a GOP from a publisher that left.
         s.gop_floor = s.ring.next_seq();
         s.video_seq = None;
+        s.video_info = None;
         s.audio_seq = None;
         s.metadata = None;
         s.awaiting_keyframe = false;

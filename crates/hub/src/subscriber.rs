@@ -179,7 +179,7 @@ impl Subscriber {
                 .get(self.cursor)
                 .map(|e| e.frame.dts)
                 .unwrap_or(s.timeline.last().max(0));
-            for f in [&s.metadata, &s.video_seq, &s.audio_seq]
+            for f in [&s.metadata, &s.video_seq, &s.video_info, &s.audio_seq]
                 .into_iter()
                 .flatten()
             {

@@ -280,3 +280,29 @@ async fn audio_only_stream_plays() {
     p.push(audio(230));
     assert_eq!(sub.read(&mut out, ALL), Read::Frames(1));
 }
+
+#[tokio::test]
+async fn enhanced_video_metadata_is_replayed_to_new_viewers() {
+    let hub = Hub::new(HubConfig::default());
+    let p = hub.publish("live/a").unwrap();
+    p.push(seq_header());
+    let mut body = vec![0xd4u8];
+    body.extend_from_slice(b"hvc1colorInfo");
+    let info = Frame {
+        body: Bytes::from(body),
+        keyframe: false,
+        ..video(0, false)
+    };
+    assert!(info.is_video_info());
+    p.push(info);
+    feed(&p, 0, 30, 25);
+    let mut sub = hub.subscribe("live/a", Duration::ZERO).await.unwrap();
+    let mut out = Vec::new();
+    sub.read(&mut out, ALL);
+    assert!(out[0].frame.seq_header);
+    assert!(
+        out[1].frame.is_video_info(),
+        "colorInfo follows the sequence header"
+    );
+    assert!(out[2].frame.keyframe);
+}

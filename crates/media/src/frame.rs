@@ -84,6 +84,17 @@ impl Frame {
         self.dts + i64::from(self.cts)
     }
 
+    /// An Enhanced RTMP video Metadata message (`colorInfo`, HDR): not media, but state a
+    /// decoder needs before the frames it affects, so it is kept and replayed to new viewers
+    /// like a sequence header.
+    pub fn is_video_info(&self) -> bool {
+        self.track == Track::Video
+            && self
+                .body
+                .first()
+                .is_some_and(|b| b & 0x80 != 0 && b & 0x0f == 4)
+    }
+
     /// The FLV tag type that carries this frame: 8 audio, 9 video, 18 script data.
     pub fn flv_tag_type(&self) -> u8 {
         match self.track {
