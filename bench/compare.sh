@@ -48,7 +48,7 @@ start_server() { # name -> sets SERVER_PID, STOP_CMD, PUB, PLAY
   local name="$1"
   case "$name" in
     sluice-*)
-      "$SLUICE" --rtmp "127.0.0.1:$S_RTMP" --http "127.0.0.1:$S_HTTP" > "$OUT/sluice.log" 2>&1 &
+      "$SLUICE" --rtmp "127.0.0.1:$S_RTMP" --http "127.0.0.1:$S_HTTP" > "${TMPDIR:-/tmp}/sluice-bench-$STAMP.log" 2>&1 &
       SERVER_PID=$!
       STOP_CMD=(kill "$SERVER_PID")
       for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$S_HTTP") 2>/dev/null && break; sleep 0.1; done
