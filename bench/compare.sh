@@ -48,10 +48,16 @@ start_server() { # name -> sets SERVER_PID, STOP_CMD, PUB, PLAY
   local name="$1"
   case "$name" in
     sluice-*)
+      for port in "$S_RTMP" "$S_HTTP"; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+          echo "port $port is in use already: pick another BASE_PORT" >&2; return 2
+        fi
+      done
       "$SLUICE" --rtmp "127.0.0.1:$S_RTMP" --http "127.0.0.1:$S_HTTP" > "${TMPDIR:-/tmp}/sluice-bench-$STAMP.log" 2>&1 &
       SERVER_PID=$!
       STOP_CMD=(kill "$SERVER_PID")
       for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$S_HTTP") 2>/dev/null && break; sleep 0.1; done
+      kill -0 "$SERVER_PID" 2>/dev/null || { echo "sluice did not start" >&2; return 2; }
       PUB="rtmp://127.0.0.1:$S_RTMP/live/s1"
       if [ "$name" = sluice-http ]; then PLAY="http://127.0.0.1:$S_HTTP/live/s1.flv"; else PLAY="rtmp://127.0.0.1:$S_RTMP/live/s1"; fi
       ;;
@@ -85,7 +91,9 @@ start_server() { # name -> sets SERVER_PID, STOP_CMD, PUB, PLAY
 
 CMDS=()
 for run in $RUNS; do
-  if ! start_server "$run"; then echo "skip $run (not installed)" >&2; continue; fi
+  rc=0; start_server "$run" || rc=$?
+  if [ "$rc" = 1 ]; then echo "skip $run (not installed)" >&2; continue; fi
+  if [ "$rc" != 0 ]; then exit "$rc"; fi
   sleep 1
   cmd=("$BENCH" --clip "$CLIP" --publish-url "$PUB" --play-url "$PLAY" -n "$VIEWERS" --rate "$RATE"
        --duration "$DURATION" --server-pid "$SERVER_PID" --json "$OUT/$run.json")
