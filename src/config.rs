@@ -58,6 +58,7 @@ pub struct HubSection {
     pub publish_takeover: bool,
     pub max_ts_jump_back_ms: u64,
     pub max_ts_jump_forward_ms: u64,
+    pub max_audio_hold_ms: u64,
     pub max_viewers_per_stream: usize,
     pub max_streams: usize,
 }
@@ -150,6 +151,7 @@ impl Default for HubSection {
             publish_takeover: false,
             max_ts_jump_back_ms: 1000,
             max_ts_jump_forward_ms: 5000,
+            max_audio_hold_ms: 50,
             max_viewers_per_stream: 100_000,
             max_streams: 10_000,
         }
@@ -306,6 +308,7 @@ impl Config {
             publish_takeover: h.publish_takeover,
             max_ts_jump_back: ms(h.max_ts_jump_back_ms),
             max_ts_jump_forward: ms(h.max_ts_jump_forward_ms),
+            max_audio_hold: ms(h.max_audio_hold_ms),
             max_viewers_per_stream: h.max_viewers_per_stream,
             max_streams: h.max_streams,
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use sha1::{Digest, Sha1};
-use sluice_hub::{Stream, SubscribeError};
+use sluice_hub::{Stream, SubscribeError, Subscriber};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -81,13 +81,62 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Request>, Hea
 
 /// Serves one HTTP connection.
 pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+    // The request phase is boxed: its buffers and futures are freed once the request is routed,
+    // so a long-lived viewer's task holds only the viewer loop's state.
+    let Some(Route {
+        mut sub,
+        mut egress,
+        proto,
+        key,
+        started,
+    }) = Box::pin(route(&mut sock, peer, &ctx)).await
+    else {
+        return;
+    };
+    let mut shutdown = ctx.shutdown.clone();
+    let mut totals = ViewerTotals::default();
+    let (mut r, mut w) = sock.split();
+    let reason = viewer::run(
+        &mut sub,
+        Some(&mut r),
+        &mut w,
+        &mut egress,
+        ctx.viewer_limits(),
+        &mut shutdown,
+        &mut totals,
+    )
+    .await;
+    if matches!(reason, CloseReason::StreamEnded | CloseReason::Shutdown) {
+        Box::pin(graceful_close(&mut sock)).await;
+    }
+    tracing::info!(
+        %peer, proto, stream = %key, reason = %reason,
+        secs = started.elapsed().as_secs_f32(), bytes = totals.bytes, skips = sub.skips,
+        "viewer closed"
+    );
+}
+
+/// A request routed to a stream: what the viewer loop needs.
+struct Route {
+    sub: Subscriber,
+    egress: FlvEgress,
+    proto: &'static str,
+    key: String,
+    started: Instant,
+}
+
+/// Reads the request head and answers everything that is not a stream; for a stream, sends the
+/// response head and returns the viewer's state.
+async fn route(sock: &mut TcpStream, peer: SocketAddr, ctx: &Arc<Ctx>) -> Option<Route> {
     let started = Instant::now();
     let cfg = &ctx.config.http;
     let deadline = Duration::from_millis(cfg.header_timeout_ms);
-    let head = tokio::time::timeout(
+    // Boxed so its buffers are freed once the head is read: this future lives as long as the
+    // connection, and its size is that of its largest state.
+    let head = Box::pin(tokio::time::timeout(
         deadline,
-        read_head(&mut sock, cfg.max_header_bytes, cfg.max_headers),
-    )
+        read_head(sock, cfg.max_header_bytes, cfg.max_headers),
+    ))
     .await;
     let req = match head {
         Ok(Ok(r)) => r,
@@ -98,15 +147,15 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
                 } else {
                     "400 Bad Request"
                 };
-                let _ = respond(&mut sock, status, "", &[]).await;
+                let _ = respond(sock, status, "", &[]).await;
             }
             tracing::info!(%peer, proto = "http", reason = %reason, "connection closed before a request");
-            return;
+            return None;
         }
         Err(_) => {
-            let _ = respond(&mut sock, "408 Request Timeout", "", &[]).await;
+            let _ = respond(sock, "408 Request Timeout", "", &[]).await;
             tracing::info!(%peer, proto = "http", reason = "timeout: request head", "connection closed");
-            return;
+            return None;
         }
     };
     let cors = cors_headers(&ctx, &req);
@@ -120,23 +169,23 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
                 .unwrap_or_else(|| "range".into()),
         ));
         h.push(("Access-Control-Max-Age", "86400".into()));
-        let _ = respond(&mut sock, "204 No Content", "", &h).await;
-        return;
+        let _ = respond(sock, "204 No Content", "", &h).await;
+        return None;
     }
     if req.method != "GET" && req.method != "HEAD" {
-        let _ = respond(&mut sock, "405 Method Not Allowed", "", &cors).await;
-        return;
+        let _ = respond(sock, "405 Method Not Allowed", "", &cors).await;
+        return None;
     }
     let Some(rest) = req.path.strip_suffix(".flv") else {
-        let _ = respond(&mut sock, "404 Not Found", "not found\n", &cors).await;
-        return;
+        let _ = respond(sock, "404 Not Found", "not found\n", &cors).await;
+        return None;
     };
     let sp = match StreamPath::parse_path(rest) {
         Ok(sp) => sp,
         Err(e) => {
             tracing::info!(%peer, proto = "http", path = %req.path.escape_debug(), reason = %e, "bad stream path");
-            let _ = respond(&mut sock, "400 Bad Request", &format!("{e}\n"), &cors).await;
-            return;
+            let _ = respond(sock, "400 Bad Request", &format!("{e}\n"), &cors).await;
+            return None;
         }
     };
     let proto = if req.websocket_key.is_some() {
@@ -144,7 +193,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     } else {
         "http-flv"
     };
-    let mut sub = match ctx
+    let sub = match ctx
         .hub
         .subscribe(&sp.key, Duration::from_millis(cfg.stream_wait_ms))
         .await
@@ -156,8 +205,8 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
                 SubscribeError::TooManyViewers { .. } => "503 Service Unavailable",
             };
             tracing::info!(%peer, proto, stream = %sp.key, reason = %e, "play refused");
-            let _ = respond(&mut sock, status, &format!("{e}\n"), &cors).await;
-            return;
+            let _ = respond(sock, status, &format!("{e}\n"), &cors).await;
+            return None;
         }
     };
     crate::server::tune_viewer_socket(&sock, &ctx.config);
@@ -173,33 +222,22 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         }
     };
     if sock.write_all(head.as_bytes()).await.is_err() || req.method == "HEAD" {
-        return;
+        return None;
     }
     tracing::info!(%peer, proto, stream = %sp.key, "viewer connected");
-    let mut egress = FlvEgress {
+    let egress = FlvEgress {
         carrier,
         header_sent: false,
         ws_in: Vec::new(),
         control: None,
     };
-    let mut shutdown = ctx.shutdown.clone();
-    let mut totals = ViewerTotals::default();
-    let (mut r, mut w) = sock.split();
-    let reason = viewer::run(
-        &mut sub,
-        Some(&mut r),
-        &mut w,
-        &mut egress,
-        ctx.viewer_limits(),
-        &mut shutdown,
-        &mut totals,
-    )
-    .await;
-    tracing::info!(
-        %peer, proto, stream = %sp.key, reason = %reason,
-        secs = started.elapsed().as_secs_f32(), bytes = totals.bytes, skips = sub.skips,
-        "viewer closed"
-    );
+    Some(Route {
+        sub,
+        egress,
+        proto,
+        key: sp.key,
+        started,
+    })
 }
 
 async fn read_head(

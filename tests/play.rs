@@ -222,7 +222,12 @@ fn relay(e: &Expect) {
                 .expect("video sequence header");
             let first = got
                 .iter()
-                .position(|f| f.track == Track::Video && !f.seq_header && !f.payload().is_empty())
+                .position(|f| {
+                    f.track == Track::Video
+                        && !f.seq_header
+                        && !f.is_video_info()
+                        && !f.payload().is_empty()
+                })
                 .unwrap();
             assert!(
                 seq < first,

@@ -23,9 +23,9 @@ enum Seg {
 }
 
 /// Capacity kept across batches; larger buffers are shrunk back after a write.
-const KEEP_FRAMES: usize = 8;
-const KEEP_SEGS: usize = 24;
-const KEEP_HEADER_BYTES: usize = 256;
+const KEEP_FRAMES: usize = 4;
+const KEEP_SEGS: usize = 12;
+const KEEP_HEADER_BYTES: usize = 96;
 
 /// Most slices passed to one `writev` (Linux IOV_MAX is 1024).
 const MAX_IOV: usize = 64;

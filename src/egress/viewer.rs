@@ -61,14 +61,14 @@ where
 {
     let stream = sub.stream().clone();
     let mut batch = Batch::default();
-    let mut input = [0u8; 256];
+    let mut input = [0u8; 64];
     loop {
         if *shutdown.borrow() {
-            let _ = write_with_timeout(w, &egress.finish(), limits.slow_timeout).await;
+            let _ = Box::pin(write_with_timeout(w, &egress.finish(), limits.slow_timeout)).await;
             return CloseReason::Shutdown;
         }
         if let Some(ctl) = egress.take_control() {
-            if let Err(r) = write_with_timeout(w, &ctl, limits.slow_timeout).await {
+            if let Err(r) = Box::pin(write_with_timeout(w, &ctl, limits.slow_timeout)).await {
                 return r;
             }
         }
@@ -111,7 +111,8 @@ where
                 batch.clear();
             }
             Read::Ended => {
-                let _ = write_with_timeout(w, &egress.finish(), limits.slow_timeout).await;
+                let _ =
+                    Box::pin(write_with_timeout(w, &egress.finish(), limits.slow_timeout)).await;
                 return CloseReason::StreamEnded;
             }
             Read::Empty => {

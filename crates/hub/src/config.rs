@@ -34,6 +34,10 @@ pub struct HubConfig {
     pub max_ts_jump_back: Duration,
     /// See [`HubConfig::max_ts_jump_back`] (default 5 s).
     pub max_ts_jump_forward: Duration,
+    /// Audio frames of a stream with video wake viewers only when they have waited this long;
+    /// otherwise they go out with the next video frame, halving wake-ups and writes (default
+    /// 50 ms; 0 wakes viewers on every frame).
+    pub max_audio_hold: Duration,
     /// Maximum viewers per stream (default 100,000).
     pub max_viewers_per_stream: usize,
     /// Maximum streams in the hub (default 10,000).
@@ -55,6 +59,7 @@ impl Default for HubConfig {
             publish_takeover: false,
             max_ts_jump_back: Duration::from_secs(1),
             max_ts_jump_forward: Duration::from_secs(5),
+            max_audio_hold: Duration::from_millis(50),
             max_viewers_per_stream: 100_000,
             max_streams: 10_000,
         }

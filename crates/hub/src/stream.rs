@@ -66,6 +66,8 @@ pub(crate) struct State {
     pub gop_floor: u64,
     pub has_video: bool,
     pub has_audio: bool,
+    /// When viewers were last woken for new frames.
+    pub last_wake: Option<Instant>,
     pub video_codec: Option<Codec>,
     pub audio_codec: Option<Codec>,
 }
@@ -117,6 +119,7 @@ impl Stream {
                 gop_floor: 0,
                 has_video: false,
                 has_audio: false,
+                last_wake: None,
                 video_codec: None,
                 audio_codec: None,
             }),
@@ -229,11 +232,24 @@ impl Stream {
                 }
                 Track::Data => s.metadata = Some(frame.clone()),
             }
+            // Audio between video frames rides along with the next one: one wake-up (and one
+            // write per viewer) per video frame instead of per frame, unless audio has waited
+            // `max_audio_hold` or the stream has no video.
+            let hold = self.config.max_audio_hold;
+            let wake = frame.track != Track::Audio
+                || frame.seq_header
+                || !s.has_video
+                || hold.is_zero()
+                || s.last_wake.is_none_or(|t| now.duration_since(t) >= hold);
             s.ring.push(frame, now);
             self.enforce_budgets(&mut s);
             self.stats
                 .ts_jumps
                 .store(s.timeline.jumps, Ordering::Relaxed);
+            if !wake {
+                return true;
+            }
+            s.last_wake = Some(now);
         }
         self.wake_viewers();
         true
