@@ -8,6 +8,7 @@
 //! copied. The segment list and both buffers keep their capacity between batches (no allocation
 //! in steady state) and are shrunk after a burst, so an idle viewer holds a few hundred bytes.
 
+use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -135,9 +136,16 @@ impl Batch {
                     }
                     Pin::new(&mut *w).poll_write_vectored(cx, &iov[..k])
                 });
-            let n = tokio::time::timeout(stall, write)
-                .await
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            // Poll once without a timer: a socket with room (the common case) completes at once,
+            // and arming a timer for every write costs more than the write's own bookkeeping.
+            let mut write = std::pin::pin!(write);
+            let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+            let n = match first {
+                Poll::Ready(r) => r?,
+                Poll::Pending => tokio::time::timeout(stall, write)
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??,
+            };
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }

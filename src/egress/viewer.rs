@@ -115,19 +115,19 @@ where
                     Box::pin(write_with_timeout(w, &egress.finish(), limits.slow_timeout)).await;
                 return CloseReason::StreamEnded;
             }
+            // Shutdown closes every stream, which wakes this loop through the stream's notify;
+            // the check at the top of the loop then ends it. No per-wait shutdown future needed.
             Read::Empty => {
                 let res = match reader.as_deref_mut() {
                     Some(r) => {
                         tokio::select! {
                             _ = &mut notified => None,
-                            _ = shutdown.changed() => None,
                             n = r.read(&mut input) => Some(n),
                         }
                     }
                     None => {
                         tokio::select! {
                             _ = &mut notified => None,
-                            _ = shutdown.changed() => None,
                         }
                     }
                 };
