@@ -13,6 +13,7 @@ use sluice_hub::{Stream, SubscribeError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::clients::Role;
 use crate::close::CloseReason;
 use crate::egress::batch::Batch;
 use crate::egress::flv::{encode, Carrier};
@@ -30,6 +31,8 @@ pub struct Request {
     pub websocket_key: Option<String>,
     pub origin: Option<String>,
     pub request_headers: Option<String>,
+    /// The `Authorization` header (API bearer token).
+    pub authorization: Option<String>,
 }
 
 /// Why a request head was refused.
@@ -72,6 +75,7 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Request>, Hea
                 },
                 origin: find("origin"),
                 request_headers: find("access-control-request-headers"),
+                authorization: find("authorization"),
             }))
         }
         Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders),
@@ -79,8 +83,8 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Request>, Hea
     }
 }
 
-/// Serves one HTTP connection.
-pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+/// Serves one HTTP connection; returns why it closed.
+pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> CloseReason {
     let started = Instant::now();
     let cfg = &ctx.config.http;
     let deadline = Duration::from_millis(cfg.header_timeout_ms);
@@ -101,14 +105,18 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
                 let _ = respond(&mut sock, status, "", &[]).await;
             }
             tracing::info!(%peer, proto = "http", reason = %reason, "connection closed before a request");
-            return;
+            return reason;
         }
         Err(_) => {
             let _ = respond(&mut sock, "408 Request Timeout", "", &[]).await;
             tracing::info!(%peer, proto = "http", reason = "timeout: request head", "connection closed");
-            return;
+            return CloseReason::Timeout("http request head");
         }
     };
+    if let Some(resp) = crate::api::route(&ctx, &req, peer) {
+        let _ = resp.write(&mut sock).await;
+        return CloseReason::Responded;
+    }
     let cors = cors_headers(&ctx, &req);
     if req.method == "OPTIONS" {
         let mut h = cors.clone();
@@ -121,22 +129,22 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         ));
         h.push(("Access-Control-Max-Age", "86400".into()));
         let _ = respond(&mut sock, "204 No Content", "", &h).await;
-        return;
+        return CloseReason::Responded;
     }
     if req.method != "GET" && req.method != "HEAD" {
         let _ = respond(&mut sock, "405 Method Not Allowed", "", &cors).await;
-        return;
+        return CloseReason::Responded;
     }
     let Some(rest) = req.path.strip_suffix(".flv") else {
         let _ = respond(&mut sock, "404 Not Found", "not found\n", &cors).await;
-        return;
+        return CloseReason::Responded;
     };
     let sp = match StreamPath::parse_path(rest) {
         Ok(sp) => sp,
         Err(e) => {
             tracing::info!(%peer, proto = "http", path = %req.path.escape_debug(), reason = %e, "bad stream path");
             let _ = respond(&mut sock, "400 Bad Request", &format!("{e}\n"), &cors).await;
-            return;
+            return CloseReason::Responded;
         }
     };
     let proto = if req.websocket_key.is_some() {
@@ -157,7 +165,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             };
             tracing::info!(%peer, proto, stream = %sp.key, reason = %e, "play refused");
             let _ = respond(&mut sock, status, &format!("{e}\n"), &cors).await;
-            return;
+            return CloseReason::Denied(e.to_string());
         }
     };
     crate::server::tune_viewer_socket(&sock, &ctx.config);
@@ -172,10 +180,14 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             (carrier, flv_head(req.http11, &cors))
         }
     };
-    if sock.write_all(head.as_bytes()).await.is_err() || req.method == "HEAD" {
-        return;
+    if let Err(e) = sock.write_all(head.as_bytes()).await {
+        return CloseReason::from_io(&e);
     }
-    tracing::info!(%peer, proto, stream = %sp.key, "viewer connected");
+    if req.method == "HEAD" {
+        return CloseReason::Responded;
+    }
+    let client = ctx.clients.register(Role::Viewer, proto, peer, &sp.key);
+    tracing::info!(%peer, proto, stream = %sp.key, id = client.id, "viewer connected");
     let mut egress = FlvEgress {
         carrier,
         header_sent: false,
@@ -193,13 +205,15 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         ctx.viewer_limits(),
         &mut shutdown,
         &mut totals,
+        &client,
     )
     .await;
     tracing::info!(
-        %peer, proto, stream = %sp.key, reason = %reason,
+        %peer, proto, stream = %sp.key, id = client.id, reason = %reason,
         secs = started.elapsed().as_secs_f32(), bytes = totals.bytes, skips = sub.skips,
         "viewer closed"
     );
+    reason
 }
 
 async fn read_head(
