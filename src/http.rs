@@ -114,6 +114,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
         }
     };
     if let Some(resp) = crate::api::route(&ctx, &req, peer) {
+        tracing::debug!(%peer, method = %req.method, path = %req.path.escape_debug(), status = resp.status, "http request");
         let _ = resp.write(&mut sock).await;
         return CloseReason::Responded;
     }
