@@ -27,6 +27,10 @@ pub enum CloseReason {
     Replaced,
     /// Another socket error.
     Io(std::io::ErrorKind),
+    /// Disconnected by an operator through the API.
+    Kicked,
+    /// An HTTP request that is not a stream (API, metrics, console, error page) was answered.
+    Responded,
 }
 
 impl CloseReason {
@@ -55,6 +59,8 @@ impl CloseReason {
             CloseReason::Denied(_) => "denied",
             CloseReason::Replaced => "replaced",
             CloseReason::Io(_) => "io_error",
+            CloseReason::Kicked => "kicked",
+            CloseReason::Responded => "responded",
         }
     }
 }

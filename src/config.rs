@@ -10,7 +10,7 @@ use serde::Deserialize;
 pub const DEFAULT_TOML: &str = include_str!("../config/sluice.toml");
 
 /// Everything sluice can be told. See `config/sluice.toml` for each field's meaning.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub rtmp: RtmpConfig,
@@ -19,6 +19,7 @@ pub struct Config {
     pub egress: EgressConfig,
     pub ingest: IngestConfig,
     pub log: LogConfig,
+    pub api: ApiConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -86,6 +87,12 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub token: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -95,19 +102,6 @@ pub enum LogFormat {
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("valid built-in address")
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            rtmp: RtmpConfig::default(),
-            http: HttpConfig::default(),
-            hub: HubSection::default(),
-            egress: EgressConfig::default(),
-            ingest: IngestConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 impl Default for RtmpConfig {

@@ -13,6 +13,7 @@ use sluice_hub::{Stream, SubscribeError, Subscriber};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::clients::{Registration, Role};
 use crate::close::CloseReason;
 use crate::egress::batch::Batch;
 use crate::egress::flv::{encode, Carrier};
@@ -30,6 +31,8 @@ pub struct Request {
     pub websocket_key: Option<String>,
     pub origin: Option<String>,
     pub request_headers: Option<String>,
+    /// The `Authorization` header (API bearer token).
+    pub authorization: Option<String>,
 }
 
 /// Why a request head was refused.
@@ -72,6 +75,7 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Request>, Hea
                 },
                 origin: find("origin"),
                 request_headers: find("access-control-request-headers"),
+                authorization: find("authorization"),
             }))
         }
         Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders),
@@ -79,19 +83,20 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Request>, Hea
     }
 }
 
-/// Serves one HTTP connection.
-pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+/// Serves one HTTP connection; returns why it closed.
+pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> CloseReason {
     // The request phase is boxed: its buffers and futures are freed once the request is routed,
     // so a long-lived viewer's task holds only the viewer loop's state.
-    let Some(Route {
+    let Route {
         mut sub,
         mut egress,
         proto,
         key,
         started,
-    }) = Box::pin(route(&mut sock, peer, &ctx)).await
-    else {
-        return;
+        client,
+    } = match Box::pin(route(&mut sock, peer, &ctx)).await {
+        Ok(r) => r,
+        Err(reason) => return reason,
     };
     let mut shutdown = ctx.shutdown.clone();
     let mut totals = ViewerTotals::default();
@@ -104,16 +109,18 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         ctx.viewer_limits(),
         &mut shutdown,
         &mut totals,
+        &client,
     )
     .await;
     if matches!(reason, CloseReason::StreamEnded | CloseReason::Shutdown) {
         Box::pin(graceful_close(&mut sock)).await;
     }
     tracing::info!(
-        %peer, proto, stream = %key, reason = %reason,
+        %peer, proto, stream = %key, id = client.id, reason = %reason,
         secs = started.elapsed().as_secs_f32(), bytes = totals.bytes, skips = sub.skips,
         "viewer closed"
     );
+    reason
 }
 
 /// A request routed to a stream: what the viewer loop needs.
@@ -123,20 +130,24 @@ struct Route {
     proto: &'static str,
     key: String,
     started: Instant,
+    client: Registration,
 }
 
-/// Reads the request head and answers everything that is not a stream; for a stream, sends the
-/// response head and returns the viewer's state.
-async fn route(sock: &mut TcpStream, peer: SocketAddr, ctx: &Arc<Ctx>) -> Option<Route> {
+/// Reads the request head and answers everything that is not a stream (API, console, errors);
+/// for a stream, sends the response head and returns the viewer's state. `Err` is why the
+/// connection closes after the answer.
+async fn route(
+    sock: &mut TcpStream,
+    peer: SocketAddr,
+    ctx: &Arc<Ctx>,
+) -> Result<Route, CloseReason> {
     let started = Instant::now();
     let cfg = &ctx.config.http;
     let deadline = Duration::from_millis(cfg.header_timeout_ms);
-    // Boxed so its buffers are freed once the head is read: this future lives as long as the
-    // connection, and its size is that of its largest state.
-    let head = Box::pin(tokio::time::timeout(
+    let head = tokio::time::timeout(
         deadline,
         read_head(sock, cfg.max_header_bytes, cfg.max_headers),
-    ))
+    )
     .await;
     let req = match head {
         Ok(Ok(r)) => r,
@@ -150,15 +161,20 @@ async fn route(sock: &mut TcpStream, peer: SocketAddr, ctx: &Arc<Ctx>) -> Option
                 let _ = respond(sock, status, "", &[]).await;
             }
             tracing::info!(%peer, proto = "http", reason = %reason, "connection closed before a request");
-            return None;
+            return Err(reason);
         }
         Err(_) => {
             let _ = respond(sock, "408 Request Timeout", "", &[]).await;
             tracing::info!(%peer, proto = "http", reason = "timeout: request head", "connection closed");
-            return None;
+            return Err(CloseReason::Timeout("http request head"));
         }
     };
-    let cors = cors_headers(&ctx, &req);
+    if let Some(resp) = crate::api::route(ctx, &req, peer) {
+        tracing::debug!(%peer, method = %req.method, path = %req.path.escape_debug(), status = resp.status, "http request");
+        let _ = resp.write(sock).await;
+        return Err(CloseReason::Responded);
+    }
+    let cors = cors_headers(ctx, &req);
     if req.method == "OPTIONS" {
         let mut h = cors.clone();
         h.push(("Access-Control-Allow-Methods", "GET, OPTIONS".into()));
@@ -170,22 +186,22 @@ async fn route(sock: &mut TcpStream, peer: SocketAddr, ctx: &Arc<Ctx>) -> Option
         ));
         h.push(("Access-Control-Max-Age", "86400".into()));
         let _ = respond(sock, "204 No Content", "", &h).await;
-        return None;
+        return Err(CloseReason::Responded);
     }
     if req.method != "GET" && req.method != "HEAD" {
         let _ = respond(sock, "405 Method Not Allowed", "", &cors).await;
-        return None;
+        return Err(CloseReason::Responded);
     }
     let Some(rest) = req.path.strip_suffix(".flv") else {
         let _ = respond(sock, "404 Not Found", "not found\n", &cors).await;
-        return None;
+        return Err(CloseReason::Responded);
     };
     let sp = match StreamPath::parse_path(rest) {
         Ok(sp) => sp,
         Err(e) => {
             tracing::info!(%peer, proto = "http", path = %req.path.escape_debug(), reason = %e, "bad stream path");
             let _ = respond(sock, "400 Bad Request", &format!("{e}\n"), &cors).await;
-            return None;
+            return Err(CloseReason::Responded);
         }
     };
     let proto = if req.websocket_key.is_some() {
@@ -206,10 +222,10 @@ async fn route(sock: &mut TcpStream, peer: SocketAddr, ctx: &Arc<Ctx>) -> Option
             };
             tracing::info!(%peer, proto, stream = %sp.key, reason = %e, "play refused");
             let _ = respond(sock, status, &format!("{e}\n"), &cors).await;
-            return None;
+            return Err(CloseReason::Denied(e.to_string()));
         }
     };
-    crate::server::tune_viewer_socket(&sock, &ctx.config);
+    crate::server::tune_viewer_socket(sock, &ctx.config);
     let (carrier, head) = match &req.websocket_key {
         Some(key) => (Carrier::WebSocket, ws_accept_head(key)),
         None => {
@@ -221,22 +237,27 @@ async fn route(sock: &mut TcpStream, peer: SocketAddr, ctx: &Arc<Ctx>) -> Option
             (carrier, flv_head(req.http11, &cors))
         }
     };
-    if sock.write_all(head.as_bytes()).await.is_err() || req.method == "HEAD" {
-        return None;
+    if let Err(e) = sock.write_all(head.as_bytes()).await {
+        return Err(CloseReason::from_io(&e));
     }
-    tracing::info!(%peer, proto, stream = %sp.key, "viewer connected");
+    if req.method == "HEAD" {
+        return Err(CloseReason::Responded);
+    }
+    let client = ctx.clients.register(Role::Viewer, proto, peer, &sp.key);
+    tracing::info!(%peer, proto, stream = %sp.key, id = client.id, "viewer connected");
     let egress = FlvEgress {
         carrier,
         header_sent: false,
         ws_in: Vec::new(),
         control: None,
     };
-    Some(Route {
+    Ok(Route {
         sub,
         egress,
         proto,
         key: sp.key,
         started,
+        client,
     })
 }
 

@@ -6,6 +6,21 @@ use std::time::Duration;
 
 use clap::Parser;
 use sluice::config::{Config, LogFormat, DEFAULT_TOML};
+use sluice::metrics::AllocatorStats;
+
+// jemalloc: steady RSS under many connections (arenas return freed pages) and stats for /metrics.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's allocated and resident bytes (refreshed by advancing its stats epoch).
+fn jemalloc_stats() -> Option<AllocatorStats> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    Some(AllocatorStats {
+        allocated: stats::allocated::read().ok()? as u64,
+        resident: stats::resident::read().ok()? as u64,
+    })
+}
 
 /// Live H.264/H.265 + AAC streaming server: RTMP in; HTTP-FLV, WebSocket-FLV and RTMP out.
 #[derive(Parser, Debug)]
@@ -47,6 +62,7 @@ fn main() -> ExitCode {
     if let Some(a) = args.http {
         config.http.listen = a;
     }
+    sluice::metrics::set_allocator_stats(jemalloc_stats);
     if let Err(e) = init_logging(&config) {
         eprintln!("sluice: {e}");
         return ExitCode::from(2);

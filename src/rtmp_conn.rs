@@ -12,6 +12,7 @@ use sluice_rtmp::{ServerConfig, ServerEvent, ServerSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::clients::{Client, Role};
 use crate::close::CloseReason;
 use crate::egress::batch::Batch;
 use crate::egress::viewer::{self, Egress, ViewerTotals};
@@ -21,15 +22,17 @@ use crate::server::Ctx;
 
 fn session_config(ctx: &Ctx) -> ServerConfig {
     let r = &ctx.config.rtmp;
-    let mut c = ServerConfig::default();
-    c.out_chunk_size = r.chunk_size;
+    let mut c = ServerConfig {
+        out_chunk_size: r.chunk_size,
+        ..ServerConfig::default()
+    };
     c.limits.max_message_size = r.max_message_size;
     c.limits.max_chunk_size = r.max_peer_chunk_size;
     c
 }
 
-/// Serves one RTMP connection until it closes; logs the close with its reason.
-pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+/// Serves one RTMP connection until it closes; logs the close with its reason and returns it.
+pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> CloseReason {
     let _ = sock.set_nodelay(true);
     let started = Instant::now();
     let mut conn = Conn {
@@ -40,16 +43,28 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             ctx.config.ingest.read_buffer_max,
         ),
     };
-    let (role, reason, bytes) = match conn.run(&mut sock, &ctx).await {
-        Ok((role, reason, bytes)) => (role, reason, bytes),
-        Err(reason) => ("unknown", reason, 0),
+    let (role, reason, bytes, stream, id) = match conn.run(&mut sock, peer, &ctx).await {
+        Ok(c) => (c.role, c.reason, c.bytes, Some(c.stream), Some(c.id)),
+        Err(reason) => ("unknown", reason, 0, None, None),
     };
+    let stream = stream.as_deref().unwrap_or("-");
+    let secs = started.elapsed().as_secs_f32();
     let level_warn = matches!(reason, CloseReason::Protocol(_) | CloseReason::Limit(_));
     if level_warn {
-        tracing::warn!(%peer, proto = "rtmp", role, reason = %reason, secs = started.elapsed().as_secs_f32(), bytes, "connection closed");
+        tracing::warn!(%peer, proto = "rtmp", role, stream, id, reason = %reason, secs, bytes, "connection closed");
     } else {
-        tracing::info!(%peer, proto = "rtmp", role, reason = %reason, secs = started.elapsed().as_secs_f32(), bytes, "connection closed");
+        tracing::info!(%peer, proto = "rtmp", role, stream, id, reason = %reason, secs, bytes, "connection closed");
     }
+    reason
+}
+
+/// How a publish or play session ended.
+struct Ended {
+    role: &'static str,
+    reason: CloseReason,
+    bytes: u64,
+    stream: String,
+    id: u64,
 }
 
 struct Conn {
@@ -76,8 +91,9 @@ impl Conn {
     async fn run(
         &mut self,
         sock: &mut TcpStream,
+        peer: SocketAddr,
         ctx: &Arc<Ctx>,
-    ) -> Result<(&'static str, CloseReason, u64), CloseReason> {
+    ) -> Result<Ended, CloseReason> {
         let handshake_deadline = tokio::time::Instant::now()
             + Duration::from_millis(
                 ctx.config
@@ -123,17 +139,21 @@ impl Conn {
         };
         match next {
             Next::Publish(p, stream_id, sp) => {
-                tracing::info!(stream = %sp.key, "publish started");
-                let r = self.publish(sock, ctx, &p, stream_id).await;
-                let bytes = p
-                    .stream()
-                    .stats
-                    .bytes_in
-                    .load(std::sync::atomic::Ordering::Relaxed);
-                Ok(("publisher", r, bytes))
+                let client = ctx.clients.register(Role::Publisher, "rtmp", peer, &sp.key);
+                client.add_bytes(received);
+                tracing::info!(%peer, proto = "rtmp", stream = %sp.key, id = client.id, "publish started");
+                let reason = self.publish(sock, ctx, &p, stream_id, &client).await;
+                Ok(Ended {
+                    role: "publisher",
+                    reason,
+                    bytes: client.bytes(),
+                    stream: sp.key,
+                    id: client.id,
+                })
             }
             Next::Play(mut sub, stream_id, sp) => {
-                tracing::info!(stream = %sp.key, "rtmp viewer connected");
+                let client = ctx.clients.register(Role::Viewer, "rtmp", peer, &sp.key);
+                tracing::info!(%peer, proto = "rtmp", stream = %sp.key, id = client.id, "viewer connected");
                 let mut totals = ViewerTotals::default();
                 crate::server::tune_viewer_socket(sock, &ctx.config);
                 let chunk_size = self.session.out_chunk_size();
@@ -154,9 +174,16 @@ impl Conn {
                     ctx.viewer_limits(),
                     &mut shutdown,
                     &mut totals,
+                    &client,
                 )
                 .await;
-                Ok(("viewer", reason, totals.bytes))
+                Ok(Ended {
+                    role: "viewer",
+                    reason,
+                    bytes: totals.bytes,
+                    stream: sp.key,
+                    id: client.id,
+                })
             }
         }
     }
@@ -246,6 +273,7 @@ impl Conn {
         ctx: &Arc<Ctx>,
         p: &Publisher,
         stream_id: u32,
+        client: &Client,
     ) -> CloseReason {
         let idle = Duration::from_millis(ctx.config.rtmp.publisher_idle_timeout_ms);
         let mut shutdown = ctx.shutdown.clone();
@@ -258,7 +286,9 @@ impl Conn {
                     Ok(Ok(n)) => n,
                 },
                 _ = shutdown.changed() => return CloseReason::Shutdown,
+                _ = client.kick.cancelled() => return CloseReason::Kicked,
             };
+            client.add_bytes(n as u64);
             let data = self.buf.filled(n);
             if let Err(e) = self.session.handle_input(data) {
                 return CloseReason::Protocol(e.to_string());
@@ -271,6 +301,8 @@ impl Conn {
                         timestamp,
                         body,
                     } if sid == stream_id || sid == 0 => {
+                        // `body` moves into push_media, so this cannot be a match guard.
+                        #[allow(clippy::collapsible_match)]
                         if !push_media(p, msg_type, timestamp, body) {
                             return CloseReason::Replaced;
                         }
@@ -352,7 +384,7 @@ impl Egress for RtmpEgress {
     }
 
     fn take_control(&mut self) -> Option<Bytes> {
-        self.session.take_output().map(Into::into)
+        self.session.take_output()
     }
 
     fn paused(&self) -> bool {

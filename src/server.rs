@@ -9,8 +9,10 @@ use sluice_hub::{Budget, Hub};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::egress::viewer::ViewerLimits;
+use crate::metrics::{ConnCounters, Rates};
 
 /// What every connection task shares.
 pub struct Ctx {
@@ -19,6 +21,14 @@ pub struct Ctx {
     pub shutdown: watch::Receiver<bool>,
     /// Open connections (RTMP + HTTP).
     pub connections: AtomicUsize,
+    /// Live publishers and viewers (for the API, metrics and kicks).
+    pub clients: Arc<Clients>,
+    /// Accepted and closed connections.
+    pub conn_counters: ConnCounters,
+    /// Per-stream bitrate and frame rate.
+    pub rates: Rates,
+    /// When the server started.
+    pub started: std::time::Instant,
 }
 
 impl Ctx {
@@ -71,13 +81,18 @@ impl Server {
             hub,
             shutdown,
             connections: AtomicUsize::new(0),
+            clients: Arc::default(),
+            conn_counters: ConnCounters::default(),
+            rates: Rates::default(),
+            started: std::time::Instant::now(),
         });
         let rtmp_addr = rtmp.local_addr()?;
         let http_addr = http.local_addr()?;
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(accept_loop(rtmp, ctx.clone(), Proto::Rtmp)));
-        tasks.push(tokio::spawn(accept_loop(http, ctx.clone(), Proto::Http)));
-        tasks.push(tokio::spawn(reaper(ctx.clone())));
+        let tasks = vec![
+            tokio::spawn(accept_loop(rtmp, ctx.clone(), Proto::Rtmp)),
+            tokio::spawn(accept_loop(http, ctx.clone(), Proto::Http)),
+            tokio::spawn(reaper(ctx.clone())),
+        ];
         tracing::info!(%rtmp_addr, %http_addr, "sluice listening");
         Ok(Server {
             rtmp_addr,
@@ -112,8 +127,8 @@ fn bind_error(field: &str, addr: SocketAddr, e: std::io::Error) -> std::io::Erro
 
 #[derive(Clone, Copy)]
 enum Proto {
-    Rtmp,
-    Http,
+    Rtmp = 0,
+    Http = 1,
 }
 
 struct ConnGuard(Arc<Ctx>);
@@ -136,22 +151,29 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
             }
         };
         ctx.connections.fetch_add(1, Ordering::Relaxed);
+        ctx.conn_counters.accepted(proto as usize);
         let guard = ConnGuard(ctx.clone());
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            match proto {
-                Proto::Rtmp => crate::rtmp_conn::serve(sock, peer, ctx).await,
-                Proto::Http => crate::http::serve(sock, peer, ctx).await,
-            }
+            let reason = match proto {
+                Proto::Rtmp => crate::rtmp_conn::serve(sock, peer, ctx.clone()).await,
+                Proto::Http => crate::http::serve(sock, peer, ctx.clone()).await,
+            };
+            ctx.conn_counters
+                .closed(crate::metrics::LISTENERS[proto as usize], reason.label());
         });
     }
 }
 
 async fn reaper(ctx: Arc<Ctx>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
+    for n in 0u64.. {
         tick.tick().await;
-        ctx.hub.reap(std::time::Instant::now());
+        let now = std::time::Instant::now();
+        ctx.hub.reap(now);
+        if n % 4 == 0 {
+            ctx.rates.sample(&ctx.hub, now);
+        }
     }
 }

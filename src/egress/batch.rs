@@ -115,10 +115,12 @@ impl Batch {
     /// Writes the whole batch with as few `writev` calls as the socket allows. Fails with
     /// `TimedOut` when the socket accepts nothing at all for `stall` (a slow viewer that still
     /// makes progress is not cut off; it is skipped forward by the hub instead).
+    /// A cancelled `kick` interrupts a write that is waiting for the socket (`Interrupted`).
     pub async fn write_to<W: AsyncWrite + Unpin>(
         &self,
         w: &mut W,
         stall: std::time::Duration,
+        kick: &tokio_util::sync::CancellationToken,
     ) -> std::io::Result<()> {
         let mut seg = 0usize;
         let mut off = 0usize;
@@ -142,9 +144,11 @@ impl Batch {
             let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
             let n = match first {
                 Poll::Ready(r) => r?,
-                Poll::Pending => tokio::time::timeout(stall, write)
-                    .await
-                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??,
+                Poll::Pending => tokio::select! {
+                    r = tokio::time::timeout(stall, write) => r
+                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??,
+                    _ = kick.cancelled() => return Err(std::io::ErrorKind::Interrupted.into()),
+                },
             };
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
@@ -206,9 +210,13 @@ mod tests {
                 .unwrap();
             out
         });
-        b.write_to(&mut client, std::time::Duration::from_secs(5))
-            .await
-            .unwrap();
+        b.write_to(
+            &mut client,
+            std::time::Duration::from_secs(5),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         drop(client);
         assert_eq!(t.await.unwrap(), b"<h1><h2>BODY|BODY<t>");
         b.clear();

@@ -1,12 +1,14 @@
 //! The viewer loop shared by every egress protocol: wait for frames, gather what is ready into
 //! one batch, write it in one vectored write, and cut the viewer off when its socket stalls.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sluice_hub::{Budget, Read, Stream, Subscriber};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::batch::Batch;
+use crate::clients::Client;
 use crate::close::CloseReason;
 
 /// Egress settings of one viewer.
@@ -44,7 +46,9 @@ pub struct ViewerTotals {
     pub writes: u64,
 }
 
-/// Runs a viewer until the stream ends, the viewer leaves, or it is cut off.
+/// Runs a viewer until the stream ends, the viewer leaves, or it is cut off (slow, or kicked
+/// through `client`, whose byte count it keeps).
+#[allow(clippy::too_many_arguments)]
 pub async fn run<R, W, E>(
     sub: &mut Subscriber,
     mut reader: Option<&mut R>,
@@ -53,6 +57,7 @@ pub async fn run<R, W, E>(
     limits: ViewerLimits,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
     totals: &mut ViewerTotals,
+    client: &Client,
 ) -> CloseReason
 where
     R: AsyncRead + Unpin,
@@ -66,6 +71,9 @@ where
         if *shutdown.borrow() {
             let _ = Box::pin(write_with_timeout(w, &egress.finish(), limits.slow_timeout)).await;
             return CloseReason::Shutdown;
+        }
+        if client.kick.is_cancelled() {
+            return kicked(sub, w, egress, limits).await;
         }
         if let Some(ctl) = egress.take_control() {
             if let Err(r) = Box::pin(write_with_timeout(w, &ctl, limits.slow_timeout)).await {
@@ -98,8 +106,13 @@ where
                     }
                 }
                 egress.encode(&mut batch, &stream);
-                match batch.write_to(w, limits.slow_timeout).await {
+                match batch.write_to(w, limits.slow_timeout, &client.kick).await {
                     Ok(()) => {}
+                    // A kick during a stalled write: the tag is cut short, so no clean end.
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        stream.stats.kicked.fetch_add(1, Ordering::Relaxed);
+                        return CloseReason::Kicked;
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                         sub.count_kick();
                         return CloseReason::SlowViewer;
@@ -108,6 +121,7 @@ where
                 }
                 totals.bytes += batch.len as u64;
                 totals.writes += 1;
+                client.add_bytes(batch.len as u64);
                 batch.clear();
             }
             Read::Ended => {
@@ -115,8 +129,9 @@ where
                     Box::pin(write_with_timeout(w, &egress.finish(), limits.slow_timeout)).await;
                 return CloseReason::StreamEnded;
             }
-            // Shutdown closes every stream, which wakes this loop through the stream's notify;
-            // the check at the top of the loop then ends it. No per-wait shutdown future needed.
+            // Shutdown closes every stream and a kick wakes the viewer's stream, which wakes this
+            // loop through the stream's notify; the checks at the top of the loop then end it. No
+            // per-wait shutdown or kick future is armed (that would cost a registration per frame).
             Read::Empty => {
                 let res = match reader.as_deref_mut() {
                     Some(r) => {
@@ -144,6 +159,18 @@ where
             }
         }
     }
+}
+
+/// Ends a kicked viewer's stream cleanly and counts the kick.
+async fn kicked<W: AsyncWrite + Unpin, E: Egress>(
+    sub: &Subscriber,
+    w: &mut W,
+    egress: &mut E,
+    limits: ViewerLimits,
+) -> CloseReason {
+    sub.stream().stats.kicked.fetch_add(1, Ordering::Relaxed);
+    let _ = write_with_timeout(w, &egress.finish(), limits.slow_timeout).await;
+    CloseReason::Kicked
 }
 
 /// Writes control bytes, cutting the viewer off when the socket takes nothing for `timeout`.

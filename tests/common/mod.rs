@@ -542,3 +542,70 @@ pub fn to_legacy_hevc(eflv: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&sluice_flv::write_all(&header, &legacy).unwrap());
     out
 }
+
+/// Like [`publish`], looping the clip until killed (`-stream_loop -1`).
+pub fn publish_loop(ffmpeg: &str, clip: &Path, url: &str) -> Proc {
+    Proc::spawn(
+        ffmpeg,
+        &[
+            "-hide_banner",
+            "-v",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            clip.to_str().unwrap(),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            url,
+        ],
+    )
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns (status code, response body).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+    (status, body.to_string())
+}
+
+/// GET returning parsed JSON; panics unless 200.
+pub fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let (status, body) = http_request(addr, "GET", path, &[]);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// Where scripts/setup-test-tools.sh installs a tool: `$VAR`, else under ~/.cache/sluice-tools.
+pub fn tool_path(var: &str, default_under_cache: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(var) {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    Path::new(&home)
+        .join(".cache/sluice-tools")
+        .join(default_under_cache)
+}

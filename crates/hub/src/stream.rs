@@ -21,8 +21,14 @@ pub struct StreamStats {
     pub keyframes_in: AtomicU64,
     /// Whole-GOP skips of lagging viewers.
     pub skips: AtomicU64,
-    /// Viewers cut off (slow, stalled, kicked).
+    /// Viewers cut off for being slow or stalled.
     pub kicks: AtomicU64,
+    /// Viewers disconnected by an operator (counted by the server).
+    pub kicked: AtomicU64,
+    /// The last complete GOP: bytes held (frames and bookkeeping) and duration in ms, set at each
+    /// keyframe.
+    pub last_gop_bytes: AtomicU64,
+    pub last_gop_ms: AtomicU64,
     /// GOP circuit-breaker trips.
     pub breaker_trips: AtomicU64,
     /// Publisher timestamp discontinuities rebased.
@@ -154,6 +160,11 @@ impl Stream {
         self.notify.notified()
     }
 
+    /// Wakes every viewer of the stream so it re-checks its state (e.g. after a kick).
+    pub fn wake(&self) {
+        self.wake_viewers();
+    }
+
     pub(crate) fn wake_viewers(&self) {
         self.notify.notify_waiters();
     }
@@ -171,6 +182,12 @@ impl Stream {
             gop: s.ring.current_gop(),
             last_dts: s.timeline.last(),
         }
+    }
+
+    /// The current video and audio sequence headers (decoder configurations), for the API.
+    pub fn sequence_headers(&self) -> (Option<Frame>, Option<Frame>) {
+        let s = self.read();
+        (s.video_seq.clone(), s.audio_seq.clone())
     }
 
     /// What the stream carries (audio, video), for the FLV header flags. Known once sequence
@@ -216,6 +233,7 @@ impl Stream {
                         self.stats.video_frames_in.fetch_add(1, Ordering::Relaxed);
                         if frame.keyframe {
                             self.stats.keyframes_in.fetch_add(1, Ordering::Relaxed);
+                            self.record_gop(&s, frame.dts);
                             s.awaiting_keyframe = false;
                         } else if s.awaiting_keyframe {
                             // Breaker tripped: nothing decodable until the next keyframe.
@@ -253,6 +271,21 @@ impl Stream {
         }
         self.wake_viewers();
         true
+    }
+
+    /// Records the GOP that a keyframe at `dts` closes (once per keyframe, off the per-frame path).
+    fn record_gop(&self, s: &State, dts: i64) {
+        let Some(k) = s.ring.newest_keyframe() else {
+            return;
+        };
+        let (Some(start), Some((bytes, _))) = (s.ring.get(k), s.ring.current_gop()) else {
+            return;
+        };
+        let ms = (dts - start.frame.dts).max(0) as u64;
+        self.stats
+            .last_gop_bytes
+            .store(bytes as u64, Ordering::Relaxed);
+        self.stats.last_gop_ms.store(ms, Ordering::Relaxed);
     }
 
     fn enforce_budgets(&self, s: &mut State) {

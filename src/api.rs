@@ -1,0 +1,396 @@
+//! The control plane on the HTTP listener: `GET /metrics`, the JSON API under `/api/v1/`, and
+//! the embedded web console under `/console/`. Each request is answered and the connection
+//! closed; the FLV viewer path in [`crate::http`] never comes here.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/api/v1/health` | liveness, uptime, counts |
+//! | GET | `/api/v1/streams` | every stream |
+//! | GET | `/api/v1/streams/{app}/{stream}` | one stream with its viewers |
+//! | DELETE | `/api/v1/streams/{app}/{stream}` | end the publish (viewers end too) |
+//! | GET | `/api/v1/clients` | publishers and viewers |
+//! | DELETE | `/api/v1/clients/{id}` | kick one (reason `kicked`) |
+//!
+//! With `api.token` set, `/api/v1/` needs `Authorization: Bearer TOKEN`.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use sluice_hub::Stream;
+use sluice_media::{AudioSpecificConfig, AvcDecoderConfig, Codec, HevcDecoderConfig};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::clients::{Client, Role};
+use crate::http::Request;
+use crate::metrics::split_key;
+use crate::names::StreamPath;
+use crate::server::Ctx;
+
+/// A complete response to a control-plane request.
+pub struct Response {
+    pub status: &'static str,
+    pub content_type: &'static str,
+    pub body: Cow<'static, [u8]>,
+    pub headers: Vec<(&'static str, &'static str)>,
+}
+
+impl Response {
+    fn json(status: &'static str, v: &Value) -> Response {
+        let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
+        body.push(b'\n');
+        Response {
+            status,
+            content_type: "application/json",
+            body: Cow::Owned(body),
+            headers: Vec::new(),
+        }
+    }
+
+    fn error(status: &'static str, msg: impl Into<String>) -> Response {
+        Response::json(status, &json!({ "error": msg.into() }))
+    }
+
+    fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
+        Response {
+            status: "200 OK",
+            content_type,
+            body: Cow::Borrowed(body),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Writes the response and closes the write side.
+    pub async fn write(&self, sock: &mut TcpStream) -> std::io::Result<()> {
+        let mut head = format!(
+            "HTTP/1.1 {}\r\nServer: sluice\r\nConnection: close\r\nCache-Control: no-cache\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            self.status,
+            self.content_type,
+            self.body.len()
+        );
+        for (k, v) in &self.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        sock.write_all(head.as_bytes()).await?;
+        sock.write_all(&self.body).await?;
+        crate::http::graceful_close(sock).await;
+        Ok(())
+    }
+}
+
+const INDEX_HTML: &[u8] = include_bytes!("../web/console/index.html");
+const APP_JS: &[u8] = include_bytes!("../web/console/app.js");
+const STYLE_CSS: &[u8] = include_bytes!("../web/console/style.css");
+const MPEGTS_JS: &[u8] = include_bytes!("../web/vendor/mpegts.js");
+const MPEGTS_LICENSE: &[u8] = include_bytes!("../web/vendor/LICENSE.mpegts.txt");
+
+/// Answers `/metrics`, `/api/…` and `/console/…`; `None` for every other request (FLV, preflight).
+pub fn route(ctx: &Ctx, req: &Request, _peer: SocketAddr) -> Option<Response> {
+    if req.method == "OPTIONS" {
+        return None;
+    }
+    let path = req.path.as_str();
+    let get = req.method == "GET";
+    if path == "/metrics" {
+        return Some(if get {
+            Response {
+                status: "200 OK",
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                body: Cow::Owned(crate::metrics::render(ctx).into_bytes()),
+                headers: Vec::new(),
+            }
+        } else {
+            not_allowed("GET")
+        });
+    }
+    if path == "/" || path == "/console" {
+        let mut r = Response::asset("text/plain; charset=utf-8", b"see /console/\n");
+        r.status = "302 Found";
+        r.headers.push(("Location", "/console/"));
+        return Some(r);
+    }
+    if let Some(file) = path.strip_prefix("/console/") {
+        if !get {
+            return Some(not_allowed("GET"));
+        }
+        return Some(match file {
+            "" | "index.html" => Response::asset("text/html; charset=utf-8", INDEX_HTML),
+            "app.js" => Response::asset("text/javascript; charset=utf-8", APP_JS),
+            "style.css" => Response::asset("text/css; charset=utf-8", STYLE_CSS),
+            "vendor/mpegts.js" => Response::asset("text/javascript; charset=utf-8", MPEGTS_JS),
+            "vendor/LICENSE.mpegts.txt" => {
+                Response::asset("text/plain; charset=utf-8", MPEGTS_LICENSE)
+            }
+            _ => Response::error("404 Not Found", "no such console file"),
+        });
+    }
+    let rest = path.strip_prefix("/api/")?;
+    let Some(rest) = rest.strip_prefix("v1/") else {
+        return Some(Response::error("404 Not Found", "unknown API version"));
+    };
+    if !authorized(&ctx.config.api.token, req.authorization.as_deref()) {
+        let mut r = Response::error("401 Unauthorized", "missing or invalid bearer token");
+        r.headers.push(("WWW-Authenticate", "Bearer"));
+        return Some(r);
+    }
+    Some(api(ctx, &req.method, rest.trim_end_matches('/')))
+}
+
+fn not_allowed(allow: &'static str) -> Response {
+    let mut r = Response::error("405 Method Not Allowed", "method not allowed");
+    r.headers.push(("Allow", allow));
+    r
+}
+
+/// True when no token is configured or the request carries it (compared in constant time).
+fn authorized(token: &str, header: Option<&str>) -> bool {
+    if token.is_empty() {
+        return true;
+    }
+    let Some(given) = header.and_then(|h| {
+        h.strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+    }) else {
+        return false;
+    };
+    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn api(ctx: &Ctx, method: &str, rest: &str) -> Response {
+    let get = method == "GET";
+    let delete = method == "DELETE";
+    match rest {
+        "health" if get => Response::json("200 OK", &health(ctx)),
+        "streams" if get => {
+            let clients = ctx.clients.list();
+            let mut streams = ctx.hub.streams();
+            streams.sort_by(|a, b| a.key().cmp(b.key()));
+            let list: Vec<Value> = streams
+                .iter()
+                .map(|s| stream_json(ctx, s, &clients))
+                .collect();
+            Response::json("200 OK", &json!({ "streams": list }))
+        }
+        "clients" if get => {
+            let list: Vec<Value> = ctx.clients.list().iter().map(|c| client_json(c)).collect();
+            Response::json("200 OK", &json!({ "clients": list }))
+        }
+        "health" | "streams" | "clients" => not_allowed("GET"),
+        _ => {
+            if let Some(key) = rest.strip_prefix("streams/") {
+                let sp = match StreamPath::parse_path(key) {
+                    Ok(sp) => sp,
+                    Err(e) => return Response::error("400 Bad Request", e.to_string()),
+                };
+                let Some(stream) = ctx.hub.get(&sp.key) else {
+                    return Response::error(
+                        "404 Not Found",
+                        format!("stream {} not found", sp.key),
+                    );
+                };
+                if get {
+                    let clients = ctx.clients.list();
+                    let mut v = stream_json(ctx, &stream, &clients);
+                    v["clients"] = clients
+                        .iter()
+                        .filter(|c| *c.stream == *sp.key)
+                        .map(|c| client_json(c))
+                        .collect();
+                    Response::json("200 OK", &v)
+                } else if delete {
+                    // Kick first so the publisher's close reason is `kicked`, not `replaced`.
+                    let kicked = ctx.clients.kick_publishers(&sp.key);
+                    ctx.hub.close(&sp.key);
+                    tracing::info!(stream = %sp.key, publishers = ?kicked, "stream closed through the API");
+                    Response::json(
+                        "200 OK",
+                        &json!({ "closed": sp.key, "publishers_kicked": kicked }),
+                    )
+                } else {
+                    not_allowed("GET, DELETE")
+                }
+            } else if let Some(id) = rest.strip_prefix("clients/") {
+                let Ok(id) = id.parse::<u64>() else {
+                    return Response::error("400 Bad Request", "client id must be a number");
+                };
+                if !delete {
+                    return not_allowed("DELETE");
+                }
+                let stream = ctx
+                    .clients
+                    .list()
+                    .into_iter()
+                    .find(|c| c.id == id)
+                    .map(|c| c.stream.clone());
+                if ctx.clients.kick(id) {
+                    // A viewer waiting for frames notices the kick when its stream wakes it.
+                    if let Some(s) = stream.and_then(|k| ctx.hub.get(&k)) {
+                        s.wake();
+                    }
+                    tracing::info!(id, "client kicked through the API");
+                    Response::json("200 OK", &json!({ "kicked": id }))
+                } else {
+                    Response::error("404 Not Found", format!("client {id} not found"))
+                }
+            } else {
+                Response::error("404 Not Found", format!("no API endpoint /api/v1/{rest}"))
+            }
+        }
+    }
+}
+
+fn health(ctx: &Ctx) -> Value {
+    json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": ctx.started.elapsed().as_secs(),
+        "streams": ctx.hub.streams().len(),
+        "clients": ctx.clients.list().len(),
+        "connections": ctx.connections.load(Ordering::Relaxed),
+    })
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn client_json(c: &Client) -> Value {
+    let (app, stream) = split_key(&c.stream);
+    json!({
+        "id": c.id,
+        "role": c.role.label(),
+        "protocol": c.protocol,
+        "peer": c.peer.to_string(),
+        "app": app,
+        "stream": stream,
+        "bytes": c.bytes(),
+        "since_unix_ms": unix_ms(c.since),
+        "duration_secs": c.started.elapsed().as_secs_f64(),
+    })
+}
+
+/// What the decoder configurations say: codec, resolution, profile, SPS frame rate; sample rate
+/// and channels for AAC. Parsed on request (not on the media path).
+fn codecs_json(stream: &Stream) -> (Value, Value) {
+    let info = stream.info();
+    let (vseq, aseq) = stream.sequence_headers();
+    let mut video = match info.video_codec {
+        Some(c) => json!({ "codec": c.name() }),
+        None => Value::Null,
+    };
+    if let Some(f) = vseq {
+        let payload = f.payload();
+        let sps = match f.codec {
+            Codec::H264 => AvcDecoderConfig::parse(&payload)
+                .ok()
+                .and_then(|c| c.sps_info().ok())
+                .map(|s| (s.width, s.height, s.frame_rate, s.profile_idc, s.level_idc)),
+            Codec::H265 => HevcDecoderConfig::parse(&payload)
+                .ok()
+                .and_then(|c| c.sps_info().ok())
+                .map(|s| {
+                    let ptl = &s.profile_tier_level;
+                    (
+                        s.width,
+                        s.height,
+                        s.frame_rate,
+                        ptl.profile_idc,
+                        ptl.level_idc,
+                    )
+                }),
+            _ => None,
+        };
+        if let Some((w, h, fr, profile, level)) = sps {
+            video["width"] = w.into();
+            video["height"] = h.into();
+            video["profile_idc"] = profile.into();
+            video["level_idc"] = level.into();
+            if let Some(fr) = fr {
+                video["sps_frame_rate"] = fr.as_f64().into();
+            }
+        }
+    }
+    let mut audio = match info.audio_codec {
+        Some(c) => json!({ "codec": c.name() }),
+        None => Value::Null,
+    };
+    if let Some(f) = aseq.filter(|f| f.codec == Codec::Aac) {
+        if let Ok(asc) = AudioSpecificConfig::parse(&f.payload()) {
+            audio["sample_rate"] = asc.sampling_frequency.into();
+            audio["channels"] = asc.channel_config.into();
+            audio["object_type"] = asc.object_type.into();
+        }
+    }
+    (video, audio)
+}
+
+fn stream_json(ctx: &Ctx, stream: &Arc<Stream>, clients: &[Arc<Client>]) -> Value {
+    let key = stream.key();
+    let (app, name) = split_key(key);
+    let info = stream.info();
+    let st = &stream.stats;
+    let rate = ctx.rates.get(key);
+    let (video, audio) = codecs_json(stream);
+    let mine = || clients.iter().filter(|c| &*c.stream == key);
+    let mut by_proto = serde_json::Map::new();
+    for p in ["rtmp", "http-flv", "ws-flv"] {
+        let n = mine()
+            .filter(|c| c.role == Role::Viewer && c.protocol == p)
+            .count();
+        by_proto.insert(p.into(), n.into());
+    }
+    let publisher = mine().find(|c| c.role == Role::Publisher).map(|c| {
+        json!({
+            "id": c.id,
+            "protocol": c.protocol,
+            "peer": c.peer.to_string(),
+            "since_unix_ms": unix_ms(c.since),
+        })
+    });
+    json!({
+        "key": key,
+        "app": app,
+        "stream": name,
+        "publishing": info.publishing,
+        "publisher": publisher,
+        "uptime_secs": stream.created().elapsed().as_secs_f64(),
+        "video": video,
+        "audio": audio,
+        "bitrate_bps": rate.bits_per_second.round(),
+        "fps": (rate.frames_per_second * 100.0).round() / 100.0,
+        "gop_ms": st.last_gop_ms.load(Ordering::Relaxed),
+        "gop_bytes": st.last_gop_bytes.load(Ordering::Relaxed),
+        "viewers": st.viewers.load(Ordering::Relaxed),
+        "viewers_by_protocol": by_proto,
+        "ring_bytes": info.ring_bytes,
+        "ring_frames": info.ring_frames,
+        "bytes_in": st.bytes_in.load(Ordering::Relaxed),
+        "frames_in": st.frames_in.load(Ordering::Relaxed),
+        "gop_skips": st.skips.load(Ordering::Relaxed),
+        "slow_viewers_cut_off": st.kicks.load(Ordering::Relaxed),
+        "viewers_kicked": st.kicked.load(Ordering::Relaxed),
+        "breaker_trips": st.breaker_trips.load(Ordering::Relaxed),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_token() {
+        assert!(authorized("", None));
+        assert!(authorized("s3cret", Some("Bearer s3cret")));
+        assert!(!authorized("s3cret", Some("Bearer s3cre")));
+        assert!(!authorized("s3cret", Some("Basic s3cret")));
+        assert!(!authorized("s3cret", None));
+    }
+}
