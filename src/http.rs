@@ -13,6 +13,7 @@ use sluice_hub::{Stream, SubscribeError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::auth::{self, Action};
 use crate::close::CloseReason;
 use crate::egress::batch::Batch;
 use crate::egress::flv::{encode, Carrier};
@@ -100,12 +101,15 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
                 };
                 let _ = respond(&mut sock, status, "", &[]).await;
             }
+            ctx.closes.count(&reason);
             tracing::info!(%peer, proto = "http", reason = %reason, "connection closed before a request");
             return;
         }
         Err(_) => {
             let _ = respond(&mut sock, "408 Request Timeout", "", &[]).await;
-            tracing::info!(%peer, proto = "http", reason = "timeout: request head", "connection closed");
+            let reason = CloseReason::Timeout("http request head");
+            ctx.closes.count(&reason);
+            tracing::info!(%peer, proto = "http", reason = %reason, "connection closed");
             return;
         }
     };
@@ -131,9 +135,10 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         let _ = respond(&mut sock, "404 Not Found", "not found\n", &cors).await;
         return;
     };
-    let sp = match StreamPath::parse_path(rest) {
+    let mut sp = match StreamPath::parse_path(rest) {
         Ok(sp) => sp,
         Err(e) => {
+            ctx.closes.count(&CloseReason::Protocol(String::new()));
             tracing::info!(%peer, proto = "http", path = %req.path.escape_debug(), reason = %e, "bad stream path");
             let _ = respond(&mut sock, "400 Bad Request", &format!("{e}\n"), &cors).await;
             return;
@@ -144,6 +149,20 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     } else {
         "http-flv"
     };
+    sp.query = req.query.clone();
+    let auth_req = auth::Request {
+        action: Action::Play,
+        peer,
+        path: &sp,
+        protocol: proto,
+    };
+    if let Err(why) = auth::authorize(&ctx.config.auth, &auth_req).await {
+        let reason = CloseReason::Denied(why);
+        ctx.closes.count(&reason);
+        tracing::info!(%peer, proto, stream = %sp.key, reason = %reason, "play refused");
+        let _ = respond(&mut sock, "403 Forbidden", "forbidden\n", &cors).await;
+        return;
+    }
     let mut sub = match ctx
         .hub
         .subscribe(&sp.key, Duration::from_millis(cfg.stream_wait_ms))
@@ -155,6 +174,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
                 SubscribeError::NotFound(_) => "404 Not Found",
                 SubscribeError::TooManyViewers { .. } => "503 Service Unavailable",
             };
+            ctx.closes.count(&CloseReason::Denied(String::new()));
             tracing::info!(%peer, proto, stream = %sp.key, reason = %e, "play refused");
             let _ = respond(&mut sock, status, &format!("{e}\n"), &cors).await;
             return;
@@ -195,6 +215,8 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         &mut totals,
     )
     .await;
+    ctx.closes.count(&reason);
+    auth::ended(&ctx.config.auth, &auth_req);
     tracing::info!(
         %peer, proto, stream = %sp.key, reason = %reason,
         secs = started.elapsed().as_secs_f32(), bytes = totals.bytes, skips = sub.skips,

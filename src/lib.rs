@@ -1,10 +1,13 @@
 //! sluice: a live-video streaming server. RTMP in; HTTP-FLV, WebSocket-FLV and RTMP out; one
 //! shared copy of every frame; memory bounded by configuration, not by viewers.
 
+pub mod auth;
 pub mod close;
 pub mod config;
 pub mod egress;
+pub mod hooks;
 pub mod http;
+pub mod limits;
 pub mod names;
 pub mod readbuf;
 pub mod rtmp_conn;

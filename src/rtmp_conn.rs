@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use sluice_amf0::Amf0Error;
 use sluice_hub::{Publisher, Stream, Subscriber};
 use sluice_media::Track;
-use sluice_rtmp::{ServerConfig, ServerEvent, ServerSession};
+use sluice_rtmp::{RtmpError, ServerConfig, ServerEvent, ServerSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::auth::{self, Action};
 use crate::close::CloseReason;
 use crate::egress::batch::Batch;
 use crate::egress::viewer::{self, Egress, ViewerTotals};
@@ -21,11 +23,30 @@ use crate::server::Ctx;
 
 fn session_config(ctx: &Ctx) -> ServerConfig {
     let r = &ctx.config.rtmp;
-    let mut c = ServerConfig::default();
-    c.out_chunk_size = r.chunk_size;
+    let mut c = ServerConfig {
+        out_chunk_size: r.chunk_size,
+        ..ServerConfig::default()
+    };
     c.limits.max_message_size = r.max_message_size;
     c.limits.max_chunk_size = r.max_peer_chunk_size;
+    c.limits.max_chunk_streams = r.max_chunk_streams;
+    c.limits.max_total_pending_bytes = r.max_pending_bytes;
+    c.limits.max_metadata_size = r.max_command_size;
+    c.limits.amf0.max_depth = r.max_amf_depth;
     c
+}
+
+/// A session error as a close reason: caps hit (RTMP or AMF limits) are `limit_exceeded`, the
+/// rest `protocol_error`.
+fn session_error(e: RtmpError) -> CloseReason {
+    match &e {
+        RtmpError::LimitExceeded { .. }
+        | RtmpError::Amf0 {
+            source: Amf0Error::LimitExceeded { .. },
+            ..
+        } => CloseReason::Limit(e.to_string()),
+        _ => CloseReason::Protocol(e.to_string()),
+    }
 }
 
 /// Serves one RTMP connection until it closes; logs the close with its reason.
@@ -35,6 +56,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let mut conn = Conn {
         session: ServerSession::new(session_config(&ctx)),
         app: None,
+        peer,
         buf: ReadBuf::new(
             ctx.config.ingest.read_buffer_min,
             ctx.config.ingest.read_buffer_max,
@@ -44,6 +66,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         Ok((role, reason, bytes)) => (role, reason, bytes),
         Err(reason) => ("unknown", reason, 0),
     };
+    ctx.closes.count(&reason);
     let level_warn = matches!(reason, CloseReason::Protocol(_) | CloseReason::Limit(_));
     if level_warn {
         tracing::warn!(%peer, proto = "rtmp", role, reason = %reason, secs = started.elapsed().as_secs_f32(), bytes, "connection closed");
@@ -55,6 +78,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
 struct Conn {
     session: ServerSession,
     app: Option<String>,
+    peer: SocketAddr,
     buf: ReadBuf,
 }
 
@@ -64,6 +88,15 @@ enum Next {
 }
 
 impl Conn {
+    fn auth_request<'a>(&self, action: Action, sp: &'a StreamPath) -> auth::Request<'a> {
+        auth::Request {
+            action,
+            peer: self.peer,
+            path: sp,
+            protocol: "rtmp",
+        }
+    }
+
     async fn flush(&mut self, sock: &mut TcpStream) -> Result<(), CloseReason> {
         if let Some(out) = self.session.take_output() {
             sock.write_all(&out)
@@ -106,15 +139,20 @@ impl Conn {
             };
             received += n as u64;
             let data = self.buf.filled(n);
-            self.session
-                .handle_input(data)
-                .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+            self.session.handle_input(data).map_err(session_error)?;
             let mut decided = None;
             while let Some(ev) = self.session.poll_event() {
                 if decided.is_some() {
                     continue;
                 }
-                decided = self.on_command(ev, ctx).await?;
+                match self.on_command(ev, ctx).await {
+                    Ok(d) => decided = d,
+                    Err(reason) => {
+                        // Send the refusal's onStatus before closing.
+                        let _ = self.flush(sock).await;
+                        return Err(reason);
+                    }
+                }
             }
             self.flush(sock).await?;
             if let Some(next) = decided {
@@ -123,8 +161,9 @@ impl Conn {
         };
         match next {
             Next::Publish(p, stream_id, sp) => {
-                tracing::info!(stream = %sp.key, "publish started");
+                tracing::info!(peer = %self.peer, stream = %sp.key, "publish started");
                 let r = self.publish(sock, ctx, &p, stream_id).await;
+                auth::ended(&ctx.config.auth, &self.auth_request(Action::Publish, &sp));
                 let bytes = p
                     .stream()
                     .stats
@@ -133,7 +172,7 @@ impl Conn {
                 Ok(("publisher", r, bytes))
             }
             Next::Play(mut sub, stream_id, sp) => {
-                tracing::info!(stream = %sp.key, "rtmp viewer connected");
+                tracing::info!(peer = %self.peer, stream = %sp.key, "rtmp viewer connected");
                 let mut totals = ViewerTotals::default();
                 crate::server::tune_viewer_socket(sock, &ctx.config);
                 let chunk_size = self.session.out_chunk_size();
@@ -156,6 +195,7 @@ impl Conn {
                     &mut totals,
                 )
                 .await;
+                auth::ended(&ctx.config.auth, &self.auth_request(Action::Play, &sp));
                 Ok(("viewer", reason, totals.bytes))
             }
         }
@@ -185,6 +225,14 @@ impl Conn {
                         return Err(CloseReason::Denied(e.to_string()));
                     }
                 };
+                if let Err(why) =
+                    auth::authorize(&ctx.config.auth, &self.auth_request(Action::Publish, &sp))
+                        .await
+                {
+                    self.session
+                        .reject_publish(stream_id, "NetStream.Publish.BadName", &why);
+                    return Err(CloseReason::Denied(why));
+                }
                 match ctx.hub.publish(&sp.key) {
                     Ok(p) => {
                         self.session.accept_publish(stream_id);
@@ -214,6 +262,13 @@ impl Conn {
                         return Err(CloseReason::Denied(e.to_string()));
                     }
                 };
+                if let Err(why) =
+                    auth::authorize(&ctx.config.auth, &self.auth_request(Action::Play, &sp)).await
+                {
+                    self.session
+                        .reject_play(stream_id, "NetStream.Play.Forbidden", &why);
+                    return Err(CloseReason::Denied(why));
+                }
                 match ctx
                     .hub
                     .subscribe(
@@ -261,7 +316,7 @@ impl Conn {
             };
             let data = self.buf.filled(n);
             if let Err(e) = self.session.handle_input(data) {
-                return CloseReason::Protocol(e.to_string());
+                return session_error(e);
             }
             while let Some(ev) = self.session.poll_event() {
                 match ev {
@@ -271,7 +326,8 @@ impl Conn {
                         timestamp,
                         body,
                     } if sid == stream_id || sid == 0 => {
-                        if !push_media(p, msg_type, timestamp, body) {
+                        let owned = push_media(p, msg_type, timestamp, body);
+                        if !owned {
                             return CloseReason::Replaced;
                         }
                     }
@@ -338,9 +394,7 @@ impl Egress for RtmpEgress {
     }
 
     fn on_input(&mut self, data: &[u8]) -> Result<(), CloseReason> {
-        self.session
-            .handle_input(data)
-            .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+        self.session.handle_input(data).map_err(session_error)?;
         while let Some(ev) = self.session.poll_event() {
             match ev {
                 ServerEvent::Pause { paused, .. } => self.paused = paused,
@@ -352,7 +406,7 @@ impl Egress for RtmpEgress {
     }
 
     fn take_control(&mut self) -> Option<Bytes> {
-        self.session.take_output().map(Into::into)
+        self.session.take_output()
     }
 
     fn paused(&self) -> bool {

@@ -9,8 +9,10 @@ use sluice_hub::{Budget, Hub};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::close::CloseReason;
 use crate::config::Config;
 use crate::egress::viewer::ViewerLimits;
+use crate::limits::{CloseCounters, PerIp};
 
 /// What every connection task shares.
 pub struct Ctx {
@@ -19,6 +21,10 @@ pub struct Ctx {
     pub shutdown: watch::Receiver<bool>,
     /// Open connections (RTMP + HTTP).
     pub connections: AtomicUsize,
+    /// Open connections per peer IP (`limits.max_connections_per_ip`).
+    pub per_ip: PerIp,
+    /// Closed connections by reason.
+    pub closes: CloseCounters,
 }
 
 impl Ctx {
@@ -71,13 +77,16 @@ impl Server {
             hub,
             shutdown,
             connections: AtomicUsize::new(0),
+            per_ip: PerIp::default(),
+            closes: CloseCounters::default(),
         });
         let rtmp_addr = rtmp.local_addr()?;
         let http_addr = http.local_addr()?;
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(accept_loop(rtmp, ctx.clone(), Proto::Rtmp)));
-        tasks.push(tokio::spawn(accept_loop(http, ctx.clone(), Proto::Http)));
-        tasks.push(tokio::spawn(reaper(ctx.clone())));
+        let tasks = vec![
+            tokio::spawn(accept_loop(rtmp, ctx.clone(), Proto::Rtmp)),
+            tokio::spawn(accept_loop(http, ctx.clone(), Proto::Http)),
+            tokio::spawn(reaper(ctx.clone())),
+        ];
         tracing::info!(%rtmp_addr, %http_addr, "sluice listening");
         Ok(Server {
             rtmp_addr,
@@ -116,12 +125,34 @@ enum Proto {
     Http,
 }
 
-struct ConnGuard(Arc<Ctx>);
+struct ConnGuard(Arc<Ctx>, std::net::IpAddr);
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        self.0.per_ip.remove(self.1);
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Admits a new connection under `limits.max_connections` and `max_connections_per_ip`, or
+/// says which cap refused it.
+fn admit(ctx: &Arc<Ctx>, peer: SocketAddr) -> Result<ConnGuard, CloseReason> {
+    let l = &ctx.config.limits;
+    if ctx.connections.fetch_add(1, Ordering::Relaxed) >= l.max_connections {
+        ctx.connections.fetch_sub(1, Ordering::Relaxed);
+        return Err(CloseReason::Limit(format!(
+            "limits.max_connections ({}) reached",
+            l.max_connections
+        )));
+    }
+    if !ctx.per_ip.try_add(peer.ip(), l.max_connections_per_ip) {
+        ctx.connections.fetch_sub(1, Ordering::Relaxed);
+        return Err(CloseReason::Limit(format!(
+            "limits.max_connections_per_ip ({}) reached",
+            l.max_connections_per_ip
+        )));
+    }
+    Ok(ConnGuard(ctx.clone(), peer.ip()))
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
@@ -135,8 +166,15 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
                 continue;
             }
         };
-        ctx.connections.fetch_add(1, Ordering::Relaxed);
-        let guard = ConnGuard(ctx.clone());
+        let guard = match admit(&ctx, peer) {
+            Ok(g) => g,
+            Err(reason) => {
+                // Dropping the socket closes it; no task, no buffer.
+                tracing::warn!(%peer, reason = %reason, "connection refused");
+                ctx.closes.count(&reason);
+                continue;
+            }
+        };
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let _guard = guard;

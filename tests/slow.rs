@@ -156,9 +156,9 @@ fn slow_viewer_skips_whole_gops_and_stalled_viewer_is_cut_off() {
                 1,
                 "a run starts on a keyframe (source frame {i})"
             );
-            if last.is_some() {
+            if let Some(l) = last {
                 skips += 1;
-                assert!(i > last.unwrap(), "never backwards");
+                assert!(i > l, "never backwards");
             }
         }
         last = Some(i);

@@ -15,6 +15,8 @@ use sluice::Config;
 pub struct TestServer {
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
+    /// The running server's shared state (hub, connection count, close counters).
+    pub ctx: std::sync::Arc<sluice::server::Ctx>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -39,17 +41,20 @@ impl TestServer {
                 .unwrap();
             rt.block_on(async move {
                 let server = sluice::Server::start(config).await.expect("server starts");
-                addr_tx.send((server.rtmp_addr, server.http_addr)).unwrap();
+                addr_tx
+                    .send((server.rtmp_addr, server.http_addr, server.ctx.clone()))
+                    .unwrap();
                 let _ = stop_rx.await;
                 server.shutdown(Duration::from_secs(2)).await;
             });
         });
-        let (rtmp, http) = addr_rx
+        let (rtmp, http, ctx) = addr_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("server address");
         TestServer {
             rtmp,
             http,
+            ctx,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -541,4 +546,156 @@ pub fn to_legacy_hevc(eflv: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&sluice_flv::write_all(&header, &legacy).unwrap());
     out
+}
+
+/// A sluice RTMP client session over a blocking socket, past `NetStream.Publish.Start` or
+/// `NetStream.Play.Start`. `Err` carries the server's refusal (onStatus/`_error` description)
+/// or why the connection failed.
+pub struct NativeClient {
+    pub sock: TcpStream,
+    pub session: sluice_rtmp::ClientSession,
+    buf: Vec<u8>,
+}
+
+impl NativeClient {
+    pub fn start(
+        rtmp: SocketAddr,
+        app: &str,
+        stream: &str,
+        mode: sluice_rtmp::ClientMode,
+    ) -> Result<NativeClient, String> {
+        use sluice_rtmp::{ClientConfig, ClientEvent, ClientSession};
+        let mut sock = TcpStream::connect(rtmp).map_err(|e| e.to_string())?;
+        sock.set_nodelay(true).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let mut s = ClientSession::new(ClientConfig {
+            app: app.into(),
+            tc_url: format!("rtmp://{rtmp}/{app}"),
+            stream: stream.into(),
+            mode,
+            ..ClientConfig::default()
+        });
+        s.start();
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if Instant::now() > deadline {
+                return Err("not started within 10 s".into());
+            }
+            if let Some(out) = s.take_output() {
+                sock.write_all(&out).map_err(|e| e.to_string())?;
+            }
+            match sock.read(&mut buf) {
+                Ok(0) => return Err("server closed".into()),
+                Ok(n) => s.handle_input(&buf[..n]).map_err(|e| e.to_string())?,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            while let Some(ev) = s.poll_event() {
+                match ev {
+                    ClientEvent::PublishStarted { .. } | ClientEvent::PlayStarted { .. } => {
+                        return Ok(NativeClient {
+                            sock,
+                            session: s,
+                            buf,
+                        })
+                    }
+                    ClientEvent::CommandError { description, .. } => return Err(description),
+                    ClientEvent::Status {
+                        level,
+                        code,
+                        description,
+                    } if level == "error" => return Err(format!("{code}: {description}")),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends one media message and flushes; reads (and drops) whatever the server sent.
+    pub fn send(
+        &mut self,
+        msg_type: u8,
+        timestamp: u32,
+        body: bytes::Bytes,
+    ) -> std::io::Result<()> {
+        self.session
+            .send_media(msg_type, timestamp, body)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.flush()?;
+        self.poll_input()
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(out) = self.session.take_output() {
+            self.sock.write_all(&out)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what is there (5 ms timeout) into the session; `Err` when the server closed.
+    pub fn poll_input(&mut self) -> std::io::Result<()> {
+        match self.sock.read(&mut self.buf) {
+            Ok(0) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => self
+                .session
+                .handle_input(&self.buf[..n])
+                .map_err(|e| std::io::Error::other(e.to_string())),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// FCUnpublish/deleteStream, then close.
+    pub fn close(mut self) {
+        self.session.close();
+        let _ = self.flush();
+    }
+}
+
+/// One HTTP request; the whole answer (the server closes after errors).
+pub fn http_request(addr: SocketAddr, req: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// The status line's code of a `GET path` (reads only the head).
+pub fn http_status(addr: SocketAddr, path: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut b = [0u8; 12];
+    s.read_exact(&mut b).expect("status line");
+    std::str::from_utf8(&b[9..12]).unwrap().parse().unwrap()
+}
+
+/// This process's resident set size in KiB (the in-process server included).
+pub fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// Waits until `cond` holds (polling every 20 ms) or panics with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
