@@ -699,3 +699,208 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// What a [`LiveViewer`] has seen so far.
+#[derive(Debug, Default, Clone)]
+pub struct ViewerState {
+    /// The FLV bytes (de-chunked), when capturing.
+    pub flv: Vec<u8>,
+    /// Video frames (sequence headers not counted).
+    pub video_frames: u64,
+    /// Video keyframes (sequence headers not counted).
+    pub keyframes: u64,
+    pub audio_frames: u64,
+    /// Timestamp steps backwards: (previous, this, tag type).
+    pub backwards: Vec<(u32, u32, u8)>,
+    pub last_ts: Option<u32>,
+    /// The response ended (cleanly or not).
+    pub ended: bool,
+    /// The status code of the response.
+    pub status: Option<u16>,
+}
+
+/// An HTTP-FLV viewer on its own thread that counts frames as they arrive and checks that
+/// timestamps never go backwards; optionally keeps the bytes for decoding afterwards.
+pub struct LiveViewer {
+    pub state: std::sync::Arc<std::sync::Mutex<ViewerState>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveViewer {
+    pub fn start(addr: SocketAddr, key: &str, capture: bool) -> LiveViewer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let state = Arc::new(Mutex::new(ViewerState::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (state.clone(), stop.clone());
+        let req = format!("GET /{key}.flv HTTP/1.1\r\nHost: t\r\n\r\n");
+        let thread = std::thread::spawn(move || {
+            let Ok(mut s) = TcpStream::connect(addr) else {
+                st.lock().unwrap().ended = true;
+                return;
+            };
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let _ = s.write_all(req.as_bytes());
+            let mut raw: Vec<u8> = Vec::new();
+            let mut body: Vec<u8> = Vec::new();
+            let mut head_done = false;
+            let mut tag_pos = 13usize;
+            let mut buf = vec![0u8; 65536];
+            while !sp.load(Ordering::Relaxed) {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => raw.extend_from_slice(&buf[..n]),
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut =>
+                    {
+                        continue
+                    }
+                    Err(_) => break,
+                }
+                if !head_done {
+                    let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let code = std::str::from_utf8(&raw[9..12])
+                        .ok()
+                        .and_then(|c| c.parse().ok());
+                    st.lock().unwrap().status = code;
+                    raw.drain(..i + 4);
+                    head_done = true;
+                    if code != Some(200) {
+                        break;
+                    }
+                }
+                // De-chunk what is complete.
+                let mut used = 0;
+                let mut end = false;
+                loop {
+                    let rest = &raw[used..];
+                    let Some(i) = rest.windows(2).position(|w| w == b"\r\n") else {
+                        break;
+                    };
+                    let len = usize::from_str_radix(
+                        std::str::from_utf8(&rest[..i]).unwrap_or("x").trim(),
+                        16,
+                    )
+                    .expect("chunk size line");
+                    if rest.len() < i + 2 + len + 2 {
+                        break;
+                    }
+                    if len == 0 {
+                        end = true;
+                    }
+                    body.extend_from_slice(&rest[i + 2..i + 2 + len]);
+                    used += i + 2 + len + 2;
+                }
+                raw.drain(..used);
+                let mut g = st.lock().unwrap();
+                while tag_pos + 11 <= body.len() {
+                    let b = &body[tag_pos..];
+                    let size = u32::from_be_bytes([0, b[1], b[2], b[3]]) as usize;
+                    if b.len() < 11 + size + 4 {
+                        break;
+                    }
+                    let ts = u32::from_be_bytes([b[7], b[4], b[5], b[6]]);
+                    let data = &b[11..11 + size];
+                    let seq = match b[0] {
+                        9 if !data.is_empty() && data[0] & 0x80 != 0 => data[0] & 0x0f == 0,
+                        9 => data.len() > 1 && data[1] == 0,
+                        8 => data.len() > 1 && data[0] >> 4 == 10 && data[1] == 0,
+                        _ => true,
+                    };
+                    if let Some(last) = g.last_ts {
+                        if ts < last {
+                            g.backwards.push((last, ts, b[0]));
+                        }
+                    }
+                    if b[0] == 8 || b[0] == 9 {
+                        g.last_ts = Some(ts);
+                    }
+                    match (b[0], seq) {
+                        (9, false) => {
+                            g.video_frames += 1;
+                            if data.first().is_some_and(|b| (b >> 4) & 7 == 1) {
+                                g.keyframes += 1;
+                            }
+                        }
+                        (8, false) => g.audio_frames += 1,
+                        _ => {}
+                    }
+                    tag_pos += 11 + size + 4;
+                }
+                if capture {
+                    let have = g.flv.len();
+                    g.flv.extend_from_slice(&body[have..]);
+                } else if tag_pos > (1 << 20) {
+                    body.drain(..tag_pos);
+                    tag_pos = 0;
+                }
+                if end {
+                    break;
+                }
+            }
+            st.lock().unwrap().ended = true;
+        });
+        LiveViewer {
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn snapshot(&self) -> ViewerState {
+        let g = self.state.lock().unwrap();
+        ViewerState {
+            flv: Vec::new(),
+            ..g.clone()
+        }
+    }
+
+    pub fn video_frames(&self) -> u64 {
+        self.state.lock().unwrap().video_frames
+    }
+
+    /// Stops reading and returns everything seen (with the bytes, if capturing).
+    pub fn stop(mut self) -> ViewerState {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.state.lock().unwrap())
+    }
+}
+
+impl Drop for LiveViewer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `ffmpeg -re -stream_loop -1 -i clip -c copy -f flv URL`: a publisher that never ends.
+pub fn publish_loop(clip: &Path, url: &str) -> Proc {
+    Proc::spawn(
+        "ffmpeg",
+        &[
+            "-hide_banner",
+            "-v",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            clip.to_str().unwrap(),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            url,
+        ],
+    )
+}
