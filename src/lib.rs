@@ -5,6 +5,7 @@ pub mod auth;
 pub mod close;
 pub mod config;
 pub mod egress;
+pub mod fuzzing;
 pub mod hooks;
 pub mod http;
 pub mod limits;

@@ -22,7 +22,11 @@ use crate::readbuf::ReadBuf;
 use crate::server::Ctx;
 
 fn session_config(ctx: &Ctx) -> ServerConfig {
-    let r = &ctx.config.rtmp;
+    session_config_from(&ctx.config.rtmp)
+}
+
+/// The sans-IO session's settings for `[rtmp]`.
+pub(crate) fn session_config_from(r: &crate::config::RtmpConfig) -> ServerConfig {
     let mut c = ServerConfig {
         out_chunk_size: r.chunk_size,
         ..ServerConfig::default()
@@ -345,7 +349,7 @@ impl Conn {
 }
 
 /// Hands one media message to the hub. Returns false when this publisher no longer owns the stream.
-fn push_media(p: &Publisher, msg_type: u8, timestamp: u32, body: Bytes) -> bool {
+pub(crate) fn push_media(p: &Publisher, msg_type: u8, timestamp: u32, body: Bytes) -> bool {
     let body = if msg_type == 18 {
         sluice_flv::strip_set_data_frame(&body)
     } else {
