@@ -17,6 +17,8 @@ pub struct TestServer {
     pub http: SocketAddr,
     /// The running server's shared state (hub, connection count, close counters).
     pub ctx: std::sync::Arc<sluice::server::Ctx>,
+    /// The server's runtime (for task counts).
+    pub runtime: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -42,19 +44,25 @@ impl TestServer {
             rt.block_on(async move {
                 let server = sluice::Server::start(config).await.expect("server starts");
                 addr_tx
-                    .send((server.rtmp_addr, server.http_addr, server.ctx.clone()))
+                    .send((
+                        server.rtmp_addr,
+                        server.http_addr,
+                        server.ctx.clone(),
+                        tokio::runtime::Handle::current(),
+                    ))
                     .unwrap();
                 let _ = stop_rx.await;
                 server.shutdown(Duration::from_secs(2)).await;
             });
         });
-        let (rtmp, http, ctx) = addr_rx
+        let (rtmp, http, ctx, runtime) = addr_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("server address");
         TestServer {
             rtmp,
             http,
             ctx,
+            runtime,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
