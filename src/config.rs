@@ -18,6 +18,8 @@ pub struct Config {
     pub hub: HubSection,
     pub egress: EgressConfig,
     pub ingest: IngestConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
     pub api: ApiConfig,
 }
@@ -32,6 +34,10 @@ pub struct RtmpConfig {
     pub publisher_idle_timeout_ms: u64,
     pub max_message_size: u32,
     pub max_peer_chunk_size: u32,
+    pub max_chunk_streams: usize,
+    pub max_pending_bytes: usize,
+    pub max_command_size: u32,
+    pub max_amf_depth: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -82,6 +88,44 @@ pub struct IngestConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_connections: usize,
+    pub max_connections_per_ip: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub secret: String,
+    pub sign_publish: bool,
+    pub sign_play: bool,
+    pub hook_timeout_ms: u64,
+    pub on_publish: String,
+    pub on_unpublish: String,
+    pub on_play: String,
+    pub on_stop: String,
+    pub rules: Vec<AuthRule>,
+}
+
+/// A static token rule: the first rule whose `app` and `stream` patterns match applies.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthRule {
+    pub app: String,
+    #[serde(default = "star")]
+    pub stream: String,
+    #[serde(default)]
+    pub publish_token: String,
+    #[serde(default)]
+    pub play_token: String,
+}
+
+fn star() -> String {
+    "*".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub level: String,
     pub format: LogFormat,
@@ -114,6 +158,10 @@ impl Default for RtmpConfig {
             publisher_idle_timeout_ms: 30_000,
             max_message_size: 16 << 20,
             max_peer_chunk_size: 16 << 20,
+            max_chunk_streams: 64,
+            max_pending_bytes: 16 << 20,
+            max_command_size: 64 << 10,
+            max_amf_depth: 32,
         }
     }
 }
@@ -168,6 +216,31 @@ impl Default for IngestConfig {
         IngestConfig {
             read_buffer_min: 4096,
             read_buffer_max: 256 << 10,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 50_000,
+            max_connections_per_ip: 0,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            secret: String::new(),
+            sign_publish: true,
+            sign_play: false,
+            hook_timeout_ms: 3000,
+            on_publish: String::new(),
+            on_unpublish: String::new(),
+            on_play: String::new(),
+            on_stop: String::new(),
+            rules: Vec::new(),
         }
     }
 }
@@ -250,6 +323,49 @@ impl Config {
                 self.rtmp.max_peer_chunk_size.to_string(),
                 "must be at least 128",
             );
+        }
+        if self.rtmp.max_chunk_streams == 0 {
+            return bad("rtmp.max_chunk_streams", "0".into(), "must be positive");
+        }
+        if self.rtmp.max_pending_bytes < self.rtmp.max_command_size as usize {
+            return bad(
+                "rtmp.max_pending_bytes",
+                self.rtmp.max_pending_bytes.to_string(),
+                "must be at least rtmp.max_command_size",
+            );
+        }
+        if self.rtmp.max_command_size < 4096 {
+            return bad(
+                "rtmp.max_command_size",
+                self.rtmp.max_command_size.to_string(),
+                "must be at least 4096",
+            );
+        }
+        if !(4..=sluice_amf0::Limits::HARD_MAX_DEPTH).contains(&self.rtmp.max_amf_depth) {
+            return bad(
+                "rtmp.max_amf_depth",
+                self.rtmp.max_amf_depth.to_string(),
+                "must be 4..=256",
+            );
+        }
+        for (field, url) in [
+            ("auth.on_publish", &self.auth.on_publish),
+            ("auth.on_unpublish", &self.auth.on_unpublish),
+            ("auth.on_play", &self.auth.on_play),
+            ("auth.on_stop", &self.auth.on_stop),
+        ] {
+            if !url.is_empty() && crate::hooks::HookUrl::parse(url).is_none() {
+                return bad(field, url.clone(), "must be an http://host[:port]/path URL");
+            }
+        }
+        for r in &self.auth.rules {
+            if r.app.is_empty() || r.stream.is_empty() {
+                return bad(
+                    "auth.rules",
+                    format!("{{ app = {:?}, stream = {:?} }}", r.app, r.stream),
+                    "app and stream patterns must not be empty",
+                );
+            }
         }
         if self.http.max_header_bytes < 256 {
             return bad(

@@ -13,6 +13,7 @@ use sluice_hub::{Stream, SubscribeError, Subscriber};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::auth::{self, Action};
 use crate::clients::{Registration, Role};
 use crate::close::CloseReason;
 use crate::egress::batch::Batch;
@@ -91,7 +92,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
         mut sub,
         mut egress,
         proto,
-        key,
+        sp,
         started,
         client,
     } = match Box::pin(route(&mut sock, peer, &ctx)).await {
@@ -115,8 +116,17 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
     if matches!(reason, CloseReason::StreamEnded | CloseReason::Shutdown) {
         Box::pin(graceful_close(&mut sock)).await;
     }
+    auth::ended(
+        &ctx.config.auth,
+        &auth::Request {
+            action: Action::Play,
+            peer,
+            path: &sp,
+            protocol: proto,
+        },
+    );
     tracing::info!(
-        %peer, proto, stream = %key, id = client.id, reason = %reason,
+        %peer, proto, stream = %sp.key, id = client.id, reason = %reason,
         secs = started.elapsed().as_secs_f32(), bytes = totals.bytes, skips = sub.skips,
         "viewer closed"
     );
@@ -128,7 +138,7 @@ struct Route {
     sub: Subscriber,
     egress: FlvEgress,
     proto: &'static str,
-    key: String,
+    sp: StreamPath,
     started: Instant,
     client: Registration,
 }
@@ -196,12 +206,12 @@ async fn route(
         let _ = respond(sock, "404 Not Found", "not found\n", &cors).await;
         return Err(CloseReason::Responded);
     };
-    let sp = match StreamPath::parse_path(rest) {
+    let mut sp = match StreamPath::parse_path(rest) {
         Ok(sp) => sp,
         Err(e) => {
             tracing::info!(%peer, proto = "http", path = %req.path.escape_debug(), reason = %e, "bad stream path");
             let _ = respond(sock, "400 Bad Request", &format!("{e}\n"), &cors).await;
-            return Err(CloseReason::Responded);
+            return Err(CloseReason::Protocol(format!("bad stream path: {e}")));
         }
     };
     let proto = if req.websocket_key.is_some() {
@@ -209,6 +219,19 @@ async fn route(
     } else {
         "http-flv"
     };
+    sp.query = req.query.clone();
+    let auth_req = auth::Request {
+        action: Action::Play,
+        peer,
+        path: &sp,
+        protocol: proto,
+    };
+    if let Err(why) = auth::authorize(&ctx.config.auth, &auth_req).await {
+        let reason = CloseReason::Denied(why);
+        tracing::info!(%peer, proto, stream = %sp.key, reason = %reason, "play refused");
+        let _ = respond(sock, "403 Forbidden", "forbidden\n", &cors).await;
+        return Err(reason);
+    }
     let sub = match ctx
         .hub
         .subscribe(&sp.key, Duration::from_millis(cfg.stream_wait_ms))
@@ -255,7 +278,7 @@ async fn route(
         sub,
         egress,
         proto,
-        key: sp.key,
+        sp,
         started,
         client,
     })

@@ -2,11 +2,15 @@
 //! shared copy of every frame; memory bounded by configuration, not by viewers.
 
 pub mod api;
+pub mod auth;
 pub mod clients;
 pub mod close;
 pub mod config;
 pub mod egress;
+pub mod fuzzing;
+pub mod hooks;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod readbuf;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use sluice::auth::{signed_query, Action};
 use sluice::config::{Config, LogFormat, DEFAULT_TOML};
 use sluice::metrics::AllocatorStats;
 
@@ -38,10 +39,79 @@ struct Args {
     /// Print the full default configuration, with a comment on every field, and exit.
     #[arg(long)]
     print_config: bool,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Cmd {
+    /// Print a signed, expiring query (`expires=…&sign=…`) and URLs for publish or play (see
+    /// `auth.secret`).
+    Sign {
+        /// The `auth.secret` of the server.
+        #[arg(long)]
+        secret: String,
+        /// App name, e.g. `live`.
+        #[arg(long)]
+        app: String,
+        /// Stream name, e.g. `cam`.
+        #[arg(long)]
+        stream: String,
+        /// Seconds the signature stays valid.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Sign for playing (default: for publishing).
+        #[arg(long)]
+        play: bool,
+        /// Host printed in the URLs (ports come from the flags below).
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// RTMP port printed in the URLs.
+        #[arg(long, default_value_t = 1935)]
+        rtmp_port: u16,
+        /// HTTP port printed in the URLs.
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+    },
+}
+
+fn sign(cmd: Cmd) -> ExitCode {
+    let Cmd::Sign {
+        secret,
+        app,
+        stream,
+        ttl,
+        play,
+        host,
+        rtmp_port,
+        http_port,
+    } = cmd;
+    for (what, name) in [("app", &app), ("stream", &stream)] {
+        if let Err(e) = sluice::names::validate(what, name) {
+            eprintln!("sluice sign: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if secret.is_empty() {
+        eprintln!("sluice sign: --secret must not be empty");
+        return ExitCode::from(2);
+    }
+    let action = if play { Action::Play } else { Action::Publish };
+    let q = signed_query(&secret, action, &app, &stream, Duration::from_secs(ttl));
+    println!("{q}");
+    println!("rtmp://{host}:{rtmp_port}/{app}/{stream}?{q}");
+    if play {
+        println!("http://{host}:{http_port}/{app}/{stream}.flv?{q}");
+        println!("ws://{host}:{http_port}/{app}/{stream}.flv?{q}");
+    }
+    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(cmd) = args.command {
+        return sign(cmd);
+    }
     if args.print_config {
         print!("{DEFAULT_TOML}");
         return ExitCode::SUCCESS;

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use sluice_amf0::Amf0Error;
 use sluice_hub::{Publisher, Stream, Subscriber};
 use sluice_media::Track;
-use sluice_rtmp::{ServerConfig, ServerEvent, ServerSession};
+use sluice_rtmp::{RtmpError, ServerConfig, ServerEvent, ServerSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::auth::{self, Action};
 use crate::clients::{Client, Role};
 use crate::close::CloseReason;
 use crate::egress::batch::Batch;
@@ -21,14 +23,35 @@ use crate::readbuf::ReadBuf;
 use crate::server::Ctx;
 
 fn session_config(ctx: &Ctx) -> ServerConfig {
-    let r = &ctx.config.rtmp;
+    session_config_from(&ctx.config.rtmp)
+}
+
+/// The sans-IO session's settings for `[rtmp]`.
+pub(crate) fn session_config_from(r: &crate::config::RtmpConfig) -> ServerConfig {
     let mut c = ServerConfig {
         out_chunk_size: r.chunk_size,
         ..ServerConfig::default()
     };
     c.limits.max_message_size = r.max_message_size;
     c.limits.max_chunk_size = r.max_peer_chunk_size;
+    c.limits.max_chunk_streams = r.max_chunk_streams;
+    c.limits.max_total_pending_bytes = r.max_pending_bytes;
+    c.limits.max_metadata_size = r.max_command_size;
+    c.limits.amf0.max_depth = r.max_amf_depth;
     c
+}
+
+/// A session error as a close reason: caps hit (RTMP or AMF limits) are `limit_exceeded`, the
+/// rest `protocol_error`.
+fn session_error(e: RtmpError) -> CloseReason {
+    match &e {
+        RtmpError::LimitExceeded { .. }
+        | RtmpError::Amf0 {
+            source: Amf0Error::LimitExceeded { .. },
+            ..
+        } => CloseReason::Limit(e.to_string()),
+        _ => CloseReason::Protocol(e.to_string()),
+    }
 }
 
 /// Serves one RTMP connection until it closes; logs the close with its reason and returns it.
@@ -38,6 +61,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
     let mut conn = Conn {
         session: ServerSession::new(session_config(&ctx)),
         app: None,
+        peer,
         buf: ReadBuf::new(
             ctx.config.ingest.read_buffer_min,
             ctx.config.ingest.read_buffer_max,
@@ -70,6 +94,7 @@ struct Ended {
 struct Conn {
     session: ServerSession,
     app: Option<String>,
+    peer: SocketAddr,
     buf: ReadBuf,
 }
 
@@ -79,6 +104,15 @@ enum Next {
 }
 
 impl Conn {
+    fn auth_request<'a>(&self, action: Action, sp: &'a StreamPath) -> auth::Request<'a> {
+        auth::Request {
+            action,
+            peer: self.peer,
+            path: sp,
+            protocol: "rtmp",
+        }
+    }
+
     async fn flush(&mut self, sock: &mut TcpStream) -> Result<(), CloseReason> {
         if let Some(out) = self.session.take_output() {
             sock.write_all(&out)
@@ -122,15 +156,20 @@ impl Conn {
             };
             received += n as u64;
             let data = self.buf.filled(n);
-            self.session
-                .handle_input(data)
-                .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+            self.session.handle_input(data).map_err(session_error)?;
             let mut decided = None;
             while let Some(ev) = self.session.poll_event() {
                 if decided.is_some() {
                     continue;
                 }
-                decided = self.on_command(ev, ctx).await?;
+                match self.on_command(ev, ctx).await {
+                    Ok(d) => decided = d,
+                    Err(reason) => {
+                        // Send the refusal's onStatus before closing.
+                        let _ = self.flush(sock).await;
+                        return Err(reason);
+                    }
+                }
             }
             self.flush(sock).await?;
             if let Some(next) = decided {
@@ -143,6 +182,7 @@ impl Conn {
                 client.add_bytes(received);
                 tracing::info!(%peer, proto = "rtmp", stream = %sp.key, id = client.id, "publish started");
                 let reason = self.publish(sock, ctx, &p, stream_id, &client).await;
+                auth::ended(&ctx.config.auth, &self.auth_request(Action::Publish, &sp));
                 Ok(Ended {
                     role: "publisher",
                     reason,
@@ -177,6 +217,7 @@ impl Conn {
                     &client,
                 )
                 .await;
+                auth::ended(&ctx.config.auth, &self.auth_request(Action::Play, &sp));
                 Ok(Ended {
                     role: "viewer",
                     reason,
@@ -212,6 +253,14 @@ impl Conn {
                         return Err(CloseReason::Denied(e.to_string()));
                     }
                 };
+                if let Err(why) =
+                    auth::authorize(&ctx.config.auth, &self.auth_request(Action::Publish, &sp))
+                        .await
+                {
+                    self.session
+                        .reject_publish(stream_id, "NetStream.Publish.BadName", &why);
+                    return Err(CloseReason::Denied(why));
+                }
                 match ctx.hub.publish(&sp.key) {
                     Ok(p) => {
                         self.session.accept_publish(stream_id);
@@ -241,6 +290,13 @@ impl Conn {
                         return Err(CloseReason::Denied(e.to_string()));
                     }
                 };
+                if let Err(why) =
+                    auth::authorize(&ctx.config.auth, &self.auth_request(Action::Play, &sp)).await
+                {
+                    self.session
+                        .reject_play(stream_id, "NetStream.Play.Forbidden", &why);
+                    return Err(CloseReason::Denied(why));
+                }
                 match ctx
                     .hub
                     .subscribe(
@@ -291,7 +347,7 @@ impl Conn {
             client.add_bytes(n as u64);
             let data = self.buf.filled(n);
             if let Err(e) = self.session.handle_input(data) {
-                return CloseReason::Protocol(e.to_string());
+                return session_error(e);
             }
             while let Some(ev) = self.session.poll_event() {
                 match ev {
@@ -321,7 +377,7 @@ impl Conn {
 }
 
 /// Hands one media message to the hub. Returns false when this publisher no longer owns the stream.
-fn push_media(p: &Publisher, msg_type: u8, timestamp: u32, body: Bytes) -> bool {
+pub(crate) fn push_media(p: &Publisher, msg_type: u8, timestamp: u32, body: Bytes) -> bool {
     let body = if msg_type == 18 {
         sluice_flv::strip_set_data_frame(&body)
     } else {
@@ -370,9 +426,7 @@ impl Egress for RtmpEgress {
     }
 
     fn on_input(&mut self, data: &[u8]) -> Result<(), CloseReason> {
-        self.session
-            .handle_input(data)
-            .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+        self.session.handle_input(data).map_err(session_error)?;
         while let Some(ev) = self.session.poll_event() {
             match ev {
                 ServerEvent::Pause { paused, .. } => self.paused = paused,

@@ -10,8 +10,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::clients::Clients;
+use crate::close::CloseReason;
 use crate::config::Config;
 use crate::egress::viewer::ViewerLimits;
+use crate::limits::{CloseCounters, PerIp};
 use crate::metrics::{ConnCounters, Rates};
 
 /// What every connection task shares.
@@ -29,6 +31,10 @@ pub struct Ctx {
     pub rates: Rates,
     /// When the server started.
     pub started: std::time::Instant,
+    /// Open connections per peer IP (`limits.max_connections_per_ip`).
+    pub per_ip: PerIp,
+    /// Closed connections by reason.
+    pub closes: CloseCounters,
 }
 
 impl Ctx {
@@ -85,6 +91,8 @@ impl Server {
             conn_counters: ConnCounters::default(),
             rates: Rates::default(),
             started: std::time::Instant::now(),
+            per_ip: PerIp::default(),
+            closes: CloseCounters::default(),
         });
         let rtmp_addr = rtmp.local_addr()?;
         let http_addr = http.local_addr()?;
@@ -131,12 +139,34 @@ enum Proto {
     Http = 1,
 }
 
-struct ConnGuard(Arc<Ctx>);
+struct ConnGuard(Arc<Ctx>, std::net::IpAddr);
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        self.0.per_ip.remove(self.1);
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Admits a new connection under `limits.max_connections` and `max_connections_per_ip`, or
+/// says which cap refused it.
+fn admit(ctx: &Arc<Ctx>, peer: SocketAddr) -> Result<ConnGuard, CloseReason> {
+    let l = &ctx.config.limits;
+    if ctx.connections.fetch_add(1, Ordering::Relaxed) >= l.max_connections {
+        ctx.connections.fetch_sub(1, Ordering::Relaxed);
+        return Err(CloseReason::Limit(format!(
+            "limits.max_connections ({}) reached",
+            l.max_connections
+        )));
+    }
+    if !ctx.per_ip.try_add(peer.ip(), l.max_connections_per_ip) {
+        ctx.connections.fetch_sub(1, Ordering::Relaxed);
+        return Err(CloseReason::Limit(format!(
+            "limits.max_connections_per_ip ({}) reached",
+            l.max_connections_per_ip
+        )));
+    }
+    Ok(ConnGuard(ctx.clone(), peer.ip()))
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
@@ -150,9 +180,16 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
                 continue;
             }
         };
-        ctx.connections.fetch_add(1, Ordering::Relaxed);
+        let guard = match admit(&ctx, peer) {
+            Ok(g) => g,
+            Err(reason) => {
+                // Dropping the socket closes it; no task, no buffer.
+                tracing::warn!(%peer, reason = %reason, "connection refused");
+                ctx.closes.count(&reason);
+                continue;
+            }
+        };
         ctx.conn_counters.accepted(proto as usize);
-        let guard = ConnGuard(ctx.clone());
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let _guard = guard;
@@ -160,6 +197,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
                 Proto::Rtmp => crate::rtmp_conn::serve(sock, peer, ctx.clone()).await,
                 Proto::Http => crate::http::serve(sock, peer, ctx.clone()).await,
             };
+            ctx.closes.count(&reason);
             ctx.conn_counters
                 .closed(crate::metrics::LISTENERS[proto as usize], reason.label());
         });

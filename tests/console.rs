@@ -26,7 +26,7 @@ fn console_preview_plays_in_headless_chromium() {
 
     let server = TestServer::start();
     let key = "live/console";
-    let _publisher = publish_loop(
+    let _publisher = publish_loop_with(
         "ffmpeg",
         &media("h264-360p25-baseline-noB-aac-10s.flv"),
         &server.rtmp_url(key),

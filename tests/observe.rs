@@ -55,7 +55,7 @@ print(json.dumps(out))
 }
 
 fn scrape(http: std::net::SocketAddr) -> HashMap<String, f64> {
-    let (status, body) = http_request(http, "GET", "/metrics", &[]);
+    let (status, body) = http_call(http, "GET", "/metrics", &[]);
     assert_eq!(status, 200, "{body}");
     parse_metrics(&body)
 }
@@ -87,7 +87,7 @@ fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 fn metrics_parse_and_move_while_publishing_and_playing() {
     let server = TestServer::start();
     let key = "live/metrics";
-    let _publisher = publish_loop("ffmpeg", &media(CLIP), &server.rtmp_url(key));
+    let _publisher = publish_loop_with("ffmpeg", &media(CLIP), &server.rtmp_url(key));
     wait_for_stream(server.http, key);
     let http = server.http;
     let v1 = std::thread::spawn(move || http_flv(http, key, Duration::from_secs(6)));
@@ -265,7 +265,7 @@ fn api_lists_kicks_a_viewer_and_ends_a_publish() {
     let server = TestServer::with(|c| c.hub.republish_grace_ms = 300);
     let http = server.http;
     let key = "live/api";
-    let mut publisher = publish_loop("ffmpeg", &media(CLIP), &server.rtmp_url(key));
+    let mut publisher = publish_loop_with("ffmpeg", &media(CLIP), &server.rtmp_url(key));
     wait_for_stream(http, key);
 
     let health = get_json(http, "/api/v1/health");
@@ -331,7 +331,7 @@ fn api_lists_kicks_a_viewer_and_ends_a_publish() {
 
     // Kick one viewer: its HTTP-FLV stream ends (cleanly) at once.
     let id = to_kick;
-    let (status, body) = http_request(http, "DELETE", &format!("/api/v1/clients/{id}"), &[]);
+    let (status, body) = http_call(http, "DELETE", &format!("/api/v1/clients/{id}"), &[]);
     assert_eq!(status, 200, "{body}");
     let (cap, took) = kicked.join().unwrap();
     assert!(
@@ -347,12 +347,12 @@ fn api_lists_kicks_a_viewer_and_ends_a_publish() {
         (st["viewers_kicked"] == 1 && st["viewers_by_protocol"]["http-flv"] == 1).then_some(st)
     });
     assert_eq!(st["viewers"], 1);
-    let (status, body) = http_request(http, "DELETE", &format!("/api/v1/clients/{id}"), &[]);
+    let (status, body) = http_call(http, "DELETE", &format!("/api/v1/clients/{id}"), &[]);
     assert_eq!(status, 404, "{body}");
     assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
 
     // End the publish: the publisher is disconnected and the other viewer's stream ends.
-    let (status, body) = http_request(http, "DELETE", "/api/v1/streams/live/api", &[]);
+    let (status, body) = http_call(http, "DELETE", "/api/v1/streams/live/api", &[]);
     assert_eq!(status, 200, "{body}");
     let out: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(out["publishers_kicked"][0], publ["id"]);
@@ -361,7 +361,7 @@ fn api_lists_kicks_a_viewer_and_ends_a_publish() {
     wait_for(10, "ffmpeg to be disconnected", || {
         (!publisher.is_running()).then_some(())
     });
-    let (status, _) = http_request(http, "GET", "/api/v1/streams/live/api", &[]);
+    let (status, _) = http_call(http, "GET", "/api/v1/streams/live/api", &[]);
     assert_eq!(status, 404);
     let m = scrape(http);
     assert_eq!(
@@ -387,10 +387,10 @@ fn api_lists_kicks_a_viewer_and_ends_a_publish() {
 fn api_errors_and_token() {
     let server = TestServer::with(|c| c.api.token = "s3cret".into());
     let http = server.http;
-    let (status, body) = http_request(http, "GET", "/api/v1/streams", &[]);
+    let (status, body) = http_call(http, "GET", "/api/v1/streams", &[]);
     assert_eq!(status, 401, "{body}");
     assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
-    let (status, _) = http_request(
+    let (status, _) = http_call(
         http,
         "GET",
         "/api/v1/streams",
@@ -398,32 +398,32 @@ fn api_errors_and_token() {
     );
     assert_eq!(status, 401);
     let auth = [("Authorization", "Bearer s3cret")];
-    let (status, body) = http_request(http, "GET", "/api/v1/streams", &auth);
+    let (status, body) = http_call(http, "GET", "/api/v1/streams", &auth);
     assert_eq!(
         (status, body.contains("\"streams\"")),
         (200, true),
         "{body}"
     );
-    let (status, _) = http_request(http, "GET", "/api/v1/streams/live/none", &auth);
+    let (status, _) = http_call(http, "GET", "/api/v1/streams/live/none", &auth);
     assert_eq!(status, 404);
-    let (status, _) = http_request(http, "DELETE", "/api/v1/streams/live/none", &auth);
+    let (status, _) = http_call(http, "DELETE", "/api/v1/streams/live/none", &auth);
     assert_eq!(status, 404);
-    let (status, _) = http_request(http, "DELETE", "/api/v1/clients/abc", &auth);
+    let (status, _) = http_call(http, "DELETE", "/api/v1/clients/abc", &auth);
     assert_eq!(status, 400);
-    let (status, _) = http_request(http, "POST", "/api/v1/streams", &auth);
+    let (status, _) = http_call(http, "POST", "/api/v1/streams", &auth);
     assert_eq!(status, 405);
-    let (status, _) = http_request(http, "GET", "/api/v1/nothing", &auth);
+    let (status, _) = http_call(http, "GET", "/api/v1/nothing", &auth);
     assert_eq!(status, 404);
     // Metrics and the console are not behind the token.
-    let (status, _) = http_request(http, "GET", "/metrics", &[]);
+    let (status, _) = http_call(http, "GET", "/metrics", &[]);
     assert_eq!(status, 200);
-    let (status, body) = http_request(http, "GET", "/console/", &[]);
+    let (status, body) = http_call(http, "GET", "/console/", &[]);
     assert_eq!(status, 200);
     assert!(body.contains("<html"), "{body}");
-    let (status, body) = http_request(http, "GET", "/console/vendor/mpegts.js", &[]);
+    let (status, body) = http_call(http, "GET", "/console/vendor/mpegts.js", &[]);
     assert_eq!(status, 200);
     assert!(body.len() > 100_000);
     // Media 404s are unchanged.
-    let (status, _) = http_request(http, "GET", "/live/none.flv", &[]);
+    let (status, _) = http_call(http, "GET", "/live/none.flv", &[]);
     assert_eq!(status, 404);
 }

@@ -15,6 +15,10 @@ use sluice::Config;
 pub struct TestServer {
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
+    /// The running server's shared state (hub, connection count, close counters).
+    pub ctx: std::sync::Arc<sluice::server::Ctx>,
+    /// The server's runtime (for task counts).
+    pub runtime: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -39,17 +43,26 @@ impl TestServer {
                 .unwrap();
             rt.block_on(async move {
                 let server = sluice::Server::start(config).await.expect("server starts");
-                addr_tx.send((server.rtmp_addr, server.http_addr)).unwrap();
+                addr_tx
+                    .send((
+                        server.rtmp_addr,
+                        server.http_addr,
+                        server.ctx.clone(),
+                        tokio::runtime::Handle::current(),
+                    ))
+                    .unwrap();
                 let _ = stop_rx.await;
                 server.shutdown(Duration::from_secs(2)).await;
             });
         });
-        let (rtmp, http) = addr_rx
+        let (rtmp, http, ctx, runtime) = addr_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("server address");
         TestServer {
             rtmp,
             http,
+            ctx,
+            runtime,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -543,8 +556,365 @@ pub fn to_legacy_hevc(eflv: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Like [`publish`], looping the clip until killed (`-stream_loop -1`).
-pub fn publish_loop(ffmpeg: &str, clip: &Path, url: &str) -> Proc {
+/// A sluice RTMP client session over a blocking socket, past `NetStream.Publish.Start` or
+/// `NetStream.Play.Start`. `Err` carries the server's refusal (onStatus/`_error` description)
+/// or why the connection failed.
+pub struct NativeClient {
+    pub sock: TcpStream,
+    pub session: sluice_rtmp::ClientSession,
+    buf: Vec<u8>,
+}
+
+impl NativeClient {
+    pub fn start(
+        rtmp: SocketAddr,
+        app: &str,
+        stream: &str,
+        mode: sluice_rtmp::ClientMode,
+    ) -> Result<NativeClient, String> {
+        use sluice_rtmp::{ClientConfig, ClientEvent, ClientSession};
+        let mut sock = TcpStream::connect(rtmp).map_err(|e| e.to_string())?;
+        sock.set_nodelay(true).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let mut s = ClientSession::new(ClientConfig {
+            app: app.into(),
+            tc_url: format!("rtmp://{rtmp}/{app}"),
+            stream: stream.into(),
+            mode,
+            ..ClientConfig::default()
+        });
+        s.start();
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if Instant::now() > deadline {
+                return Err("not started within 10 s".into());
+            }
+            if let Some(out) = s.take_output() {
+                sock.write_all(&out).map_err(|e| e.to_string())?;
+            }
+            match sock.read(&mut buf) {
+                Ok(0) => return Err("server closed".into()),
+                Ok(n) => s.handle_input(&buf[..n]).map_err(|e| e.to_string())?,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            while let Some(ev) = s.poll_event() {
+                match ev {
+                    ClientEvent::PublishStarted { .. } | ClientEvent::PlayStarted { .. } => {
+                        return Ok(NativeClient {
+                            sock,
+                            session: s,
+                            buf,
+                        })
+                    }
+                    ClientEvent::CommandError { description, .. } => return Err(description),
+                    ClientEvent::Status {
+                        level,
+                        code,
+                        description,
+                    } if level == "error" => return Err(format!("{code}: {description}")),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends one media message and flushes; reads (and drops) whatever the server sent.
+    pub fn send(
+        &mut self,
+        msg_type: u8,
+        timestamp: u32,
+        body: bytes::Bytes,
+    ) -> std::io::Result<()> {
+        self.session
+            .send_media(msg_type, timestamp, body)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.flush()?;
+        self.poll_input()
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(out) = self.session.take_output() {
+            self.sock.write_all(&out)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what is there (5 ms timeout) into the session; `Err` when the server closed.
+    pub fn poll_input(&mut self) -> std::io::Result<()> {
+        match self.sock.read(&mut self.buf) {
+            Ok(0) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => self
+                .session
+                .handle_input(&self.buf[..n])
+                .map_err(|e| std::io::Error::other(e.to_string())),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// FCUnpublish/deleteStream, then close.
+    pub fn close(mut self) {
+        self.session.close();
+        let _ = self.flush();
+    }
+}
+
+/// One HTTP request; the whole answer (the server closes after errors).
+pub fn http_request(addr: SocketAddr, req: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// The status line's code of a `GET path` (reads only the head).
+pub fn http_status(addr: SocketAddr, path: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut b = [0u8; 12];
+    s.read_exact(&mut b).expect("status line");
+    std::str::from_utf8(&b[9..12]).unwrap().parse().unwrap()
+}
+
+/// This process's resident set size in KiB (the in-process server included).
+pub fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// Waits until `cond` holds (polling every 20 ms) or panics with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What a [`LiveViewer`] has seen so far.
+#[derive(Debug, Default, Clone)]
+pub struct ViewerState {
+    /// The FLV bytes (de-chunked), when capturing.
+    pub flv: Vec<u8>,
+    /// Video frames (sequence headers not counted).
+    pub video_frames: u64,
+    /// Video keyframes (sequence headers not counted).
+    pub keyframes: u64,
+    pub audio_frames: u64,
+    /// Timestamp steps backwards: (previous, this, tag type).
+    pub backwards: Vec<(u32, u32, u8)>,
+    pub last_ts: Option<u32>,
+    /// The response ended (cleanly or not).
+    pub ended: bool,
+    /// The status code of the response.
+    pub status: Option<u16>,
+}
+
+/// An HTTP-FLV viewer on its own thread that counts frames as they arrive and checks that
+/// timestamps never go backwards; optionally keeps the bytes for decoding afterwards.
+pub struct LiveViewer {
+    pub state: std::sync::Arc<std::sync::Mutex<ViewerState>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveViewer {
+    pub fn start(addr: SocketAddr, key: &str, capture: bool) -> LiveViewer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let state = Arc::new(Mutex::new(ViewerState::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (state.clone(), stop.clone());
+        let req = format!("GET /{key}.flv HTTP/1.1\r\nHost: t\r\n\r\n");
+        let thread = std::thread::spawn(move || {
+            let Ok(mut s) = TcpStream::connect(addr) else {
+                st.lock().unwrap().ended = true;
+                return;
+            };
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let _ = s.write_all(req.as_bytes());
+            let mut raw: Vec<u8> = Vec::new();
+            let mut body: Vec<u8> = Vec::new();
+            let mut head_done = false;
+            let mut tag_pos = 13usize;
+            let mut buf = vec![0u8; 65536];
+            while !sp.load(Ordering::Relaxed) {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => raw.extend_from_slice(&buf[..n]),
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut =>
+                    {
+                        continue
+                    }
+                    Err(_) => break,
+                }
+                if !head_done {
+                    let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let code = std::str::from_utf8(&raw[9..12])
+                        .ok()
+                        .and_then(|c| c.parse().ok());
+                    st.lock().unwrap().status = code;
+                    raw.drain(..i + 4);
+                    head_done = true;
+                    if code != Some(200) {
+                        break;
+                    }
+                }
+                // De-chunk what is complete.
+                let mut used = 0;
+                let mut end = false;
+                loop {
+                    let rest = &raw[used..];
+                    let Some(i) = rest.windows(2).position(|w| w == b"\r\n") else {
+                        break;
+                    };
+                    let len = usize::from_str_radix(
+                        std::str::from_utf8(&rest[..i]).unwrap_or("x").trim(),
+                        16,
+                    )
+                    .expect("chunk size line");
+                    if rest.len() < i + 2 + len + 2 {
+                        break;
+                    }
+                    if len == 0 {
+                        end = true;
+                    }
+                    body.extend_from_slice(&rest[i + 2..i + 2 + len]);
+                    used += i + 2 + len + 2;
+                }
+                raw.drain(..used);
+                let mut g = st.lock().unwrap();
+                while tag_pos + 11 <= body.len() {
+                    let b = &body[tag_pos..];
+                    let size = u32::from_be_bytes([0, b[1], b[2], b[3]]) as usize;
+                    if b.len() < 11 + size + 4 {
+                        break;
+                    }
+                    let ts = u32::from_be_bytes([b[7], b[4], b[5], b[6]]);
+                    let data = &b[11..11 + size];
+                    let seq = match b[0] {
+                        9 if !data.is_empty() && data[0] & 0x80 != 0 => data[0] & 0x0f == 0,
+                        9 => data.len() > 1 && data[1] == 0,
+                        8 => data.len() > 1 && data[0] >> 4 == 10 && data[1] == 0,
+                        _ => true,
+                    };
+                    if let Some(last) = g.last_ts {
+                        if ts < last {
+                            g.backwards.push((last, ts, b[0]));
+                        }
+                    }
+                    if b[0] == 8 || b[0] == 9 {
+                        g.last_ts = Some(ts);
+                    }
+                    match (b[0], seq) {
+                        (9, false) => {
+                            g.video_frames += 1;
+                            if data.first().is_some_and(|b| (b >> 4) & 7 == 1) {
+                                g.keyframes += 1;
+                            }
+                        }
+                        (8, false) => g.audio_frames += 1,
+                        _ => {}
+                    }
+                    tag_pos += 11 + size + 4;
+                }
+                if capture {
+                    let have = g.flv.len();
+                    g.flv.extend_from_slice(&body[have..]);
+                } else if tag_pos > (1 << 20) {
+                    body.drain(..tag_pos);
+                    tag_pos = 0;
+                }
+                if end {
+                    break;
+                }
+            }
+            st.lock().unwrap().ended = true;
+        });
+        LiveViewer {
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn snapshot(&self) -> ViewerState {
+        let g = self.state.lock().unwrap();
+        ViewerState {
+            flv: Vec::new(),
+            ..g.clone()
+        }
+    }
+
+    pub fn video_frames(&self) -> u64 {
+        self.state.lock().unwrap().video_frames
+    }
+
+    /// Stops reading and returns everything seen (with the bytes, if capturing).
+    pub fn stop(mut self) -> ViewerState {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.state.lock().unwrap())
+    }
+}
+
+impl Drop for LiveViewer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `ffmpeg -re -stream_loop -1 -i clip -c copy -f flv URL`: a publisher that never ends.
+pub fn publish_loop(clip: &Path, url: &str) -> Proc {
+    Proc::spawn(
+        "ffmpeg",
+        &[
+            "-hide_banner",
+            "-v",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            clip.to_str().unwrap(),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            url,
+        ],
+    )
+}
+
+/// Like [`publish`] with a given ffmpeg, looping the clip until killed (`-stream_loop -1`).
+pub fn publish_loop_with(ffmpeg: &str, clip: &Path, url: &str) -> Proc {
     Proc::spawn(
         ffmpeg,
         &[
@@ -566,7 +936,7 @@ pub fn publish_loop(ffmpeg: &str, clip: &Path, url: &str) -> Proc {
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status code, response body).
-pub fn http_request(
+pub fn http_call(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -594,7 +964,7 @@ pub fn http_request(
 
 /// GET returning parsed JSON; panics unless 200.
 pub fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
-    let (status, body) = http_request(addr, "GET", path, &[]);
+    let (status, body) = http_call(addr, "GET", path, &[]);
     assert_eq!(status, 200, "GET {path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
 }
