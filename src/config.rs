@@ -317,6 +317,13 @@ impl Config {
                 "must be at least 1024",
             );
         }
+        if self.rtmp.max_peer_chunk_size < self.rtmp.max_message_size.min(0xFF_FFFF) {
+            return bad(
+                "rtmp.max_peer_chunk_size",
+                self.rtmp.max_peer_chunk_size.to_string(),
+                "must be at least rtmp.max_message_size (clamping a peer's chunk size below it would misparse messages)",
+            );
+        }
         if self.rtmp.max_peer_chunk_size < 128 {
             return bad(
                 "rtmp.max_peer_chunk_size",

@@ -118,21 +118,25 @@ impl ChunkDecoder {
         }
     }
 
-    /// Applies a peer's SetChunkSize. 0 is a protocol error; above
-    /// [`Limits::max_chunk_size`] is a limit error. The value is only a slicing unit (it never
-    /// sizes an allocation); anything above 16 MiB − 1 behaves like 16 MiB − 1, since no message
-    /// is longer, so it is stored clamped.
+    /// Applies a peer's SetChunkSize. 0 is a protocol error and a value with bit 31 set (above
+    /// 0x7FFFFFFF, which the spec forbids) a limit error; anything else is accepted and clamped
+    /// to [`Limits::max_chunk_size`] and to 16 MiB − 1. The value is only a slicing unit: it
+    /// never sizes an allocation (nginx-rtmp once did `malloc(2147483665)` from it). Clamping is
+    /// exact as long as the clamp is at least the longest message accepted — a message then fits
+    /// in one chunk either way (no message is longer than 16 MiB − 1, its length being 24 bits).
     pub fn set_chunk_size(&mut self, size: u32) -> Result<(), RtmpError> {
         if size == 0 {
             return Err(RtmpError::ZeroChunkSize);
         }
-        if size > self.limits.max_chunk_size {
+        if size > 0x7FFF_FFFF {
             return Err(RtmpError::LimitExceeded {
                 limit: "max_chunk_size",
                 value: u64::from(size),
             });
         }
-        self.chunk_size = size.min(EXTENDED_TIMESTAMP);
+        self.chunk_size = size
+            .min(self.limits.max_chunk_size.max(1))
+            .min(EXTENDED_TIMESTAMP);
         Ok(())
     }
 
@@ -779,6 +783,13 @@ mod tests {
             }
         ));
         d.set_chunk_size(0x7FFF_FFFF).unwrap();
+        // Accepted, and clamped to the configured maximum.
+        let mut d = ChunkDecoder::new(Limits {
+            max_chunk_size: 1 << 20,
+            ..l.clone()
+        });
+        d.set_chunk_size(0x7FFF_FFFF).unwrap();
+        assert_eq!(d.chunk_size(), 1 << 20);
         // Pending bytes across partial messages.
         let tight = Limits {
             max_total_pending_bytes: 150,
