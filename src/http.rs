@@ -92,7 +92,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
         mut sub,
         mut egress,
         proto,
-        sp,
+        stop_hook,
         started,
         client,
     } = match Box::pin(route(&mut sock, peer, &ctx)).await {
@@ -116,17 +116,19 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
     if matches!(reason, CloseReason::StreamEnded | CloseReason::Shutdown) {
         Box::pin(graceful_close(&mut sock)).await;
     }
-    auth::ended(
-        &ctx.config.auth,
-        &auth::Request {
-            action: Action::Play,
-            peer,
-            path: &sp,
-            protocol: proto,
-        },
-    );
+    if let Some(sp) = &stop_hook {
+        auth::ended(
+            &ctx.config.auth,
+            &auth::Request {
+                action: Action::Play,
+                peer,
+                path: sp,
+                protocol: proto,
+            },
+        );
+    }
     tracing::info!(
-        %peer, proto, stream = %sp.key, id = client.id, reason = %reason,
+        %peer, proto, stream = %client.stream, id = client.id, reason = %reason,
         secs = started.elapsed().as_secs_f32(), bytes = totals.bytes, skips = sub.skips,
         "viewer closed"
     );
@@ -138,7 +140,8 @@ struct Route {
     sub: Subscriber,
     egress: FlvEgress,
     proto: &'static str,
-    sp: StreamPath,
+    /// Kept only when an `on_stop` hook must be told (boxed: most servers have none).
+    stop_hook: Option<Box<StreamPath>>,
     started: Instant,
     client: Registration,
 }
@@ -271,14 +274,13 @@ async fn route(
     let egress = FlvEgress {
         carrier,
         header_sent: false,
-        ws_in: Vec::new(),
-        control: None,
+        ws: None,
     };
     Ok(Route {
         sub,
         egress,
         proto,
-        sp,
+        stop_hook: (!ctx.config.auth.on_stop.is_empty()).then(|| Box::new(sp)),
         started,
         client,
     })
@@ -407,12 +409,19 @@ fn ws_accept_head(key: &str) -> String {
 /// Most bytes of client WebSocket frames buffered (clients send only close/ping here).
 const MAX_WS_INPUT: usize = 4096;
 
+/// Client frames buffered until complete, and the pong owed.
+#[derive(Default)]
+struct WsInput {
+    buf: Vec<u8>,
+    control: Option<bytes::Bytes>,
+}
+
 /// HTTP-FLV / WS-FLV framing and the little input they accept.
 struct FlvEgress {
     carrier: Carrier,
     header_sent: bool,
-    ws_in: Vec<u8>,
-    control: Option<bytes::Bytes>,
+    /// WebSocket input state; only WS-FLV viewers pay for it (boxed on first input).
+    ws: Option<Box<WsInput>>,
 }
 
 impl Egress for FlvEgress {
@@ -439,29 +448,30 @@ impl Egress for FlvEgress {
             // HTTP-FLV clients send nothing after the request; ignore pipelined noise.
             return Ok(());
         }
-        self.ws_in.extend_from_slice(data);
-        if self.ws_in.len() > MAX_WS_INPUT {
+        let ws = self.ws.get_or_insert_with(Default::default);
+        ws.buf.extend_from_slice(data);
+        if ws.buf.len() > MAX_WS_INPUT {
             return Err(CloseReason::Limit(format!(
                 "websocket input buffer ({MAX_WS_INPUT} bytes) exceeded"
             )));
         }
-        while let Some((opcode, payload, used)) = parse_client_frame(&self.ws_in)? {
+        while let Some((opcode, payload, used)) = parse_client_frame(&ws.buf)? {
             match opcode {
                 0x8 => return Err(CloseReason::PeerClosed),
                 0x9 => {
                     let mut f = vec![0x8a, payload.len() as u8];
                     f.extend_from_slice(&payload);
-                    self.control = Some(f.into());
+                    ws.control = Some(f.into());
                 }
                 _ => {}
             }
-            self.ws_in.drain(..used);
+            ws.buf.drain(..used);
         }
         Ok(())
     }
 
     fn take_control(&mut self) -> Option<bytes::Bytes> {
-        self.control.take()
+        self.ws.as_mut()?.control.take()
     }
 }
 

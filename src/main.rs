@@ -10,10 +10,20 @@ use sluice::config::{Config, LogFormat, DEFAULT_TOML};
 use sluice::metrics::AllocatorStats;
 
 // jemalloc: steady RSS under many connections (arenas return freed pages) and stats for /metrics.
+// Build with `--no-default-features` for the system allocator (heap profilers such as valgrind's
+// dhat only see malloc).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's allocated and resident bytes (refreshed by advancing its stats epoch).
+#[cfg(not(feature = "jemalloc"))]
+fn jemalloc_stats() -> Option<AllocatorStats> {
+    None
+}
+
+/// jemalloc's allocated and resident bytes (refreshed by advancing its stats epoch).
+#[cfg(feature = "jemalloc")]
 fn jemalloc_stats() -> Option<AllocatorStats> {
     use tikv_jemalloc_ctl::{epoch, stats};
     epoch::advance().ok()?;

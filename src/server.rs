@@ -191,17 +191,31 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
         };
         ctx.conn_counters.accepted(proto as usize);
         let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let reason = match proto {
-                Proto::Rtmp => crate::rtmp_conn::serve(sock, peer, ctx.clone()).await,
-                Proto::Http => crate::http::serve(sock, peer, ctx.clone()).await,
-            };
-            ctx.closes.count(&reason);
-            ctx.conn_counters
-                .closed(crate::metrics::LISTENERS[proto as usize], reason.label());
-        });
+        // One spawn per protocol: a task's allocation is the size of its future, and a `match`
+        // over both would make every HTTP viewer pay for the (larger) RTMP session's state.
+        match proto {
+            Proto::Rtmp => {
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let reason = crate::rtmp_conn::serve(sock, peer, ctx.clone()).await;
+                    count_close(&ctx, proto, &reason);
+                });
+            }
+            Proto::Http => {
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let reason = crate::http::serve(sock, peer, ctx.clone()).await;
+                    count_close(&ctx, proto, &reason);
+                });
+            }
+        }
     }
+}
+
+fn count_close(ctx: &Ctx, proto: Proto, reason: &CloseReason) {
+    ctx.closes.count(reason);
+    ctx.conn_counters
+        .closed(crate::metrics::LISTENERS[proto as usize], reason.label());
 }
 
 async fn reaper(ctx: Arc<Ctx>) {

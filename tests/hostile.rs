@@ -67,7 +67,18 @@ impl Bench {
         expect: &[(&str, u64)],
         attack: impl FnOnce(&mut Bench),
     ) {
-        let before = self.closes();
+        // Let closes from earlier cases (connections still winding down on a loaded machine) land
+        // first, so this case's counts are its own.
+        let mut before = self.closes();
+        let settle = Instant::now() + Duration::from_secs(5);
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.closes();
+            if now == before || Instant::now() > settle {
+                break;
+            }
+            before = now;
+        }
         let (v0, p0) = (self.viewer.video_frames(), self.pushed());
         let t0 = Instant::now();
         attack(self);

@@ -25,8 +25,8 @@ enum Seg {
 
 /// Capacity kept across batches; larger buffers are shrunk back after a write.
 const KEEP_FRAMES: usize = 4;
-const KEEP_SEGS: usize = 12;
-const KEEP_HEADER_BYTES: usize = 96;
+const KEEP_SEGS: usize = 10;
+const KEEP_HEADER_BYTES: usize = 64;
 
 /// Most slices passed to one `writev` (Linux IOV_MAX is 1024).
 const MAX_IOV: usize = 64;
@@ -142,14 +142,21 @@ impl Batch {
             // and arming a timer for every write costs more than the write's own bookkeeping.
             let mut write = std::pin::pin!(write);
             let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
-            let n = match first {
-                Poll::Ready(r) => r?,
-                Poll::Pending => tokio::select! {
-                    r = tokio::time::timeout(stall, write) => r
-                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??,
-                    _ = kick.cancelled() => return Err(std::io::ErrorKind::Interrupted.into()),
-                },
-            };
+            let n =
+                match first {
+                    Poll::Ready(r) => r?,
+                    // The socket is full: wait with the stall timer and the kick armed. Boxed so the
+                    // timer and the cancellation waiter take memory only while a write blocks, not in
+                    // every viewer's task for its whole life.
+                    Poll::Pending => Box::pin(async {
+                        tokio::select! {
+                            r = tokio::time::timeout(stall, write.as_mut()) => r
+                                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?,
+                            _ = kick.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+                        }
+                    })
+                    .await?,
+                };
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
@@ -189,11 +196,7 @@ mod tests {
             body: Bytes::from_static(b"BODYBODY"),
             data_offset: 0,
         };
-        b.frames.push(Delivery {
-            frame: f,
-            ts: 0,
-            arrived: std::time::Instant::now(),
-        });
+        b.frames.push(Delivery { frame: f, ts: 0 });
         b.header(b"<h1>");
         b.header(b"<h2>");
         b.body(0, 0, 4);

@@ -66,7 +66,7 @@ where
 {
     let stream = sub.stream().clone();
     let mut batch = Batch::default();
-    let mut input = [0u8; 64];
+    let mut input = [0u8; 32];
     loop {
         if *shutdown.borrow() {
             let _ = Box::pin(write_with_timeout(w, &egress.finish(), limits.slow_timeout)).await;
@@ -90,9 +90,10 @@ where
         };
         match state {
             Read::Frames(_) => {
-                if !limits.merge.is_zero() {
+                let first_arrival = sub.take_first_arrival();
+                if let (false, Some(first)) = (limits.merge.is_zero(), first_arrival) {
                     // Merge window: let more frames join this write (SRS's mw_latency trade).
-                    let due = batch.frames[0].arrived + limits.merge;
+                    let due = first + limits.merge;
                     let now = std::time::Instant::now();
                     if due > now {
                         tokio::time::sleep(due - now).await;

@@ -15,8 +15,6 @@ pub struct Delivery {
     pub frame: Frame,
     /// The viewer's timestamp in ms: starts near 0, never decreases per track.
     pub ts: u32,
-    /// When the frame reached the hub.
-    pub arrived: Instant,
 }
 
 /// The result of one read.
@@ -49,6 +47,8 @@ pub struct Subscriber {
     clock: ViewerClock,
     /// Whole-GOP skips of this viewer.
     pub skips: u64,
+    /// When the oldest frame handed out since [`Subscriber::take_first_arrival`] reached the hub.
+    first_arrival: Option<Instant>,
 }
 
 /// The viewer's own timeline: starts at 0 and never goes backwards per track.
@@ -64,7 +64,7 @@ struct ViewerClock {
 }
 
 impl ViewerClock {
-    fn push(&mut self, out: &mut Vec<Delivery>, frame: Frame, arrived: Instant) {
+    fn push(&mut self, out: &mut Vec<Delivery>, frame: Frame) {
         let i = track_index(frame.track);
         if self.rebase {
             // First frame, or first after a skip: continue right after what was last sent.
@@ -91,7 +91,6 @@ impl ViewerClock {
         out.push(Delivery {
             frame,
             ts: ts.min(i64::from(u32::MAX)) as u32,
-            arrived,
         });
     }
 }
@@ -130,6 +129,7 @@ impl Subscriber {
                 frames: 0,
             },
             skips: 0,
+            first_arrival: None,
         }
     }
 
@@ -186,7 +186,7 @@ impl Subscriber {
                 let mut f = f.clone();
                 f.dts = first_dts;
                 bytes += f.body.len();
-                self.clock.push(out, f, Instant::now());
+                self.clock.push(out, f);
             }
         }
 
@@ -206,7 +206,10 @@ impl Subscriber {
                 self.need_keyframe = false;
             }
             bytes += f.body.len();
-            self.clock.push(out, f.clone(), e.arrived);
+            if self.first_arrival.is_none() {
+                self.first_arrival = Some(e.arrived);
+            }
+            self.clock.push(out, f.clone());
         }
         let n = out.len() - start_len;
         if n > 0 {
@@ -221,6 +224,12 @@ impl Subscriber {
     /// Frames delivered so far.
     pub fn frames(&self) -> u64 {
         self.clock.frames
+    }
+
+    /// When the oldest frame read since the last call reached the hub (for merge windows);
+    /// resets it.
+    pub fn take_first_arrival(&mut self) -> Option<Instant> {
+        self.first_arrival.take()
     }
 
     /// Sequence number of the next frame this viewer will get.
