@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
-use tokio_util::sync::CancellationToken;
-
 /// What a client does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -44,7 +42,7 @@ pub struct Client {
     /// Bytes received from a publisher or sent to a viewer.
     pub bytes: AtomicU64,
     /// Cancelled to disconnect the client (reason `kicked`).
-    pub kick: CancellationToken,
+    pub kick: Kick,
 }
 
 impl Client {
@@ -73,6 +71,40 @@ struct Inner {
 pub struct Clients {
     next_id: AtomicU64,
     inner: Mutex<Inner>,
+}
+
+/// "Disconnect now": a flag and a waiter, held inline in the client (a `CancellationToken` would
+/// be one more allocation per connection).
+#[derive(Debug, Default)]
+pub struct Kick {
+    flag: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Kick {
+    /// Kicks: sets the flag and wakes whoever waits in [`Kick::cancelled`].
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// True once kicked.
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Completes once kicked.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// A registered client; unregisters on drop.
@@ -122,7 +154,7 @@ impl Clients {
             since: SystemTime::now(),
             started: Instant::now(),
             bytes: AtomicU64::new(0),
-            kick: CancellationToken::new(),
+            kick: Kick::default(),
         });
         self.lock().live.insert(client.id, client.clone());
         Registration {

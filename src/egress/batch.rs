@@ -120,7 +120,7 @@ impl Batch {
         &self,
         w: &mut W,
         stall: std::time::Duration,
-        kick: &tokio_util::sync::CancellationToken,
+        kick: &crate::clients::Kick,
     ) -> std::io::Result<()> {
         let mut seg = 0usize;
         let mut off = 0usize;
