@@ -88,6 +88,10 @@ pub struct Args {
     /// Tokio worker threads for the tool.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Number of streams: one publisher each, `{s}` in both URLs becomes the stream index
+    /// (0-based); viewer `i` plays stream `i % streams`.
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
 }
 
 impl Args {
@@ -123,31 +127,47 @@ pub async fn run(args: &Args) -> Result<Report, String> {
     if args.slow + args.stalled > args.viewers {
         return Err("--slow + --stalled is more than --viewers".into());
     }
-    let clip = Clip::load(&args.clip)?;
-    let publish_url = Url::parse(&args.publish_url)?;
-    publish_url.rtmp_parts()?;
-    if publish_url.proto != url::Proto::Rtmp {
-        return Err("--publish-url must be rtmp://".into());
+    let streams = args.streams.max(1);
+    if streams > 1 && !(args.publish_url.contains("{s}") && args.play_url.contains("{s}")) {
+        return Err("--streams above 1 needs {s} in --publish-url and --play-url".into());
     }
-    Url::parse(&args.play_url.replace("{i}", "0"))?;
-    let table = Arc::new(clip.frame_table());
+    let clip = Arc::new(Clip::load(&args.clip)?);
+    let mut publish_urls = Vec::with_capacity(streams);
+    for k in 0..streams {
+        let u = Url::parse(&args.publish_url.replace("{s}", &k.to_string()))?;
+        u.rtmp_parts()?;
+        if u.proto != url::Proto::Rtmp {
+            return Err("--publish-url must be rtmp://".into());
+        }
+        publish_urls.push(u);
+    }
+    Url::parse(&args.play_url.replace("{i}", "0").replace("{s}", "0"))?;
+    // One frame table per stream: each publisher's sends are matched on their own.
+    let tables: Vec<Arc<frames::FrameTable>> =
+        (0..streams).map(|_| Arc::new(clip.frame_table())).collect();
+    let table = tables[0].clone();
     let t0 = table.t0;
     let sampler = args.server_pid.map(|pid| procstat::spawn(pid, t0));
 
-    let (started_tx, mut started_rx) = watch::channel(false);
     let (stop_pub_tx, stop_pub_rx) = watch::channel(false);
-    let publisher = {
-        let table = table.clone();
-        tokio::spawn(async move {
+    let mut publishers = Vec::with_capacity(streams);
+    for (k, publish_url) in publish_urls.into_iter().enumerate() {
+        let (started_tx, mut started_rx) = watch::channel(false);
+        let table = tables[k].clone();
+        let clip = clip.clone();
+        let stop_pub_rx = stop_pub_rx.clone();
+        let publisher = tokio::spawn(async move {
             publisher::publish(&publish_url, &clip, &table, started_tx, stop_pub_rx).await
-        })
-    };
-    let started = tokio::time::timeout(Duration::from_secs(15), started_rx.wait_for(|s| *s)).await;
-    if !matches!(started, Ok(Ok(_))) {
-        return match publisher.await {
-            Ok(Err(e)) => Err(e),
-            _ => Err("publish did not start within 15 s".into()),
-        };
+        });
+        let started =
+            tokio::time::timeout(Duration::from_secs(15), started_rx.wait_for(|s| *s)).await;
+        if !matches!(started, Ok(Ok(_))) {
+            return match publisher.await {
+                Ok(Err(e)) => Err(e),
+                _ => Err(format!("publish of stream {k} did not start within 15 s")),
+            };
+        }
+        publishers.push(publisher);
     }
     tokio::time::sleep(secs(args.warmup)).await;
 
@@ -168,7 +188,7 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         });
 
     let setup = Arc::new(ViewerSetup {
-        play_url: args.play_url.clone(),
+        play_url: args.play_url.replace("{s}", "{stream}"),
         read_buf: args.read_buf,
         connect_timeout: secs(args.connect_timeout),
     });
@@ -183,22 +203,32 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         tokio::time::sleep_until(at).await;
         handles.push(tokio::spawn(viewer::run(
             i,
+            i % streams,
             args.kind_of(i),
             setup.clone(),
-            table.clone(),
+            tables[i % streams].clone(),
             stop_rx.clone(),
         )));
     }
     tokio::time::sleep_until(end).await;
     let _ = stop_pub_tx.send(true);
-    let pub_stats = match publisher.await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(e),
-        Err(e) => return Err(format!("publisher task: {e}")),
-    };
+    let mut pub_stats = publisher::PublishStats::default();
+    for publisher in publishers {
+        let s = match publisher.await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(format!("publisher task: {e}")),
+        };
+        pub_stats.video_frames += s.video_frames;
+        pub_stats.tags += s.tags;
+        pub_stats.bytes += s.bytes;
+        pub_stats.loops = pub_stats.loops.max(s.loops);
+        pub_stats.max_late_ms = pub_stats.max_late_ms.max(s.max_late_ms);
+    }
     let unpublished = Instant::now();
     tokio::time::sleep(secs(args.drain)).await;
-    let frames_sent = table.sent_total();
+    let frames_sent: u64 = tables.iter().map(|t| t.sent_total()).sum();
+    let sent_of: Vec<u64> = tables.iter().map(|t| t.sent_total()).collect();
     let window_s = window_start.elapsed().as_secs_f64();
     let _ = stop_tx.send(true);
     let mut results = Vec::with_capacity(handles.len());
@@ -220,7 +250,8 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         let rs: Vec<&viewer::ViewerResult> =
             results.iter().filter(|r| r.kind.name() == kind).collect();
         if !rs.is_empty() {
-            groups.push(report::group(kind, &rs, frames_sent));
+            let sent: Vec<u64> = rs.iter().map(|r| sent_of[r.id % streams]).collect();
+            groups.push(report::group(kind, &rs, &sent));
         }
     }
     let delivered_bytes: u64 = results.iter().map(|r| r.bytes).sum();
@@ -249,6 +280,8 @@ pub async fn run(args: &Args) -> Result<Report, String> {
                         0.0
                     },
                     samples: g.all.clone(),
+                    window_start_s,
+                    ramp_end_s: window_start_s + args.viewers as f64 / args.rate.max(0.001),
                 }
             })
         }
@@ -268,6 +301,7 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         ("slow_rate", args.slow_rate.to_string()),
         ("stalled", args.stalled.to_string()),
         ("read_buf", args.read_buf.to_string()),
+        ("streams", streams.to_string()),
         ("ambiguous_clip_frames", table.ambiguous.to_string()),
     ] {
         settings.insert(k.to_owned(), v);

@@ -84,8 +84,12 @@ pub struct ServerStats {
     pub cpu_s: f64,
     /// `cpu_s` per GB (1e9 bytes) delivered to viewers.
     pub cpu_s_per_gb: f64,
-    /// Every sample.
+    /// Every sample (`t_s` on the same clock as the two fields below).
     pub samples: Vec<Sample>,
+    /// Sample clock when the first viewer was started.
+    pub window_start_s: f64,
+    /// Sample clock when the last viewer was due to start (`viewers / rate` after the first).
+    pub ramp_end_s: f64,
 }
 
 /// The whole report.
@@ -114,8 +118,9 @@ fn median<T: Copy + PartialOrd>(v: &mut [T]) -> Option<T> {
     v.get(v.len() / 2).copied()
 }
 
-/// Figures for the viewers of one kind.
-pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: u64) -> Group {
+/// Figures for the viewers of one kind; `frames_sent[k]` is what the publisher of viewer
+/// `results[k]`'s stream sent.
+pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: &[u64]) -> Group {
     let mut g = Group {
         kind: kind.to_owned(),
         viewers: results.len(),
@@ -125,7 +130,7 @@ pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: u64) -> Group {
     let mut lat = Histogram::new();
     let mut frames = Vec::new();
     let mut ratios = Vec::new();
-    for r in results {
+    for (r, &frames_sent) in results.iter().zip(frames_sent) {
         *g.ended.entry(r.end.clone()).or_default() += 1;
         g.bytes += r.bytes;
         g.unmatched_frames += r.frames - r.matched;

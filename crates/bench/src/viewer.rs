@@ -48,7 +48,7 @@ impl Kind {
 /// Settings shared by all viewers.
 #[derive(Debug, Clone)]
 pub struct ViewerSetup {
-    /// Play URL; `{i}` is replaced by the viewer index.
+    /// Play URL; `{i}` is replaced by the viewer index, `{stream}` by its stream index.
     pub play_url: String,
     /// Read buffer size.
     pub read_buf: usize,
@@ -174,6 +174,7 @@ async fn read_some(
 /// Runs one viewer until `stop` turns true or the server ends it.
 pub async fn run(
     id: usize,
+    stream: usize,
     kind: Kind,
     setup: Arc<ViewerSetup>,
     table: Arc<FrameTable>,
@@ -199,7 +200,10 @@ pub async fn run(
             ended_at: start,
         },
     };
-    let url = setup.play_url.replace("{i}", &id.to_string());
+    let url = setup
+        .play_url
+        .replace("{i}", &id.to_string())
+        .replace("{stream}", &stream.to_string());
     let end = match Url::parse(&url) {
         Err(e) => e,
         Ok(url) => match session(&url, kind, &setup, &mut t, &mut stop).await {
