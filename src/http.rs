@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use sha1::{Digest, Sha1};
@@ -91,15 +91,12 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
     let Route {
         mut sub,
         mut egress,
-        proto,
         stop_hook,
-        started,
         client,
     } = match Box::pin(route(&mut sock, peer, &ctx)).await {
         Ok(r) => r,
         Err(reason) => return reason,
     };
-    let mut shutdown = ctx.shutdown.clone();
     let mut totals = ViewerTotals::default();
     let (mut r, mut w) = sock.split();
     let reason = viewer::run(
@@ -107,8 +104,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
         Some(&mut r),
         &mut w,
         &mut egress,
-        ctx.viewer_limits(),
-        &mut shutdown,
+        &ctx,
         &mut totals,
         &client,
     )
@@ -116,20 +112,22 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
     if matches!(reason, CloseReason::StreamEnded | CloseReason::Shutdown) {
         Box::pin(graceful_close(&mut sock)).await;
     }
+    // Everything the close needs comes from the client record, not from locals kept alive
+    // across the viewer loop.
     if let Some(sp) = &stop_hook {
         auth::ended(
             &ctx.config.auth,
             &auth::Request {
                 action: Action::Play,
-                peer,
+                peer: client.peer,
                 path: sp,
-                protocol: proto,
+                protocol: client.protocol,
             },
         );
     }
     tracing::info!(
-        %peer, proto, stream = %client.stream, id = client.id, reason = %reason,
-        secs = started.elapsed().as_secs_f32(), bytes = totals.bytes, skips = sub.skips,
+        peer = %client.peer, proto = client.protocol, stream = %client.stream, id = client.id, reason = %reason,
+        secs = client.started.elapsed().as_secs_f32(), bytes = totals.bytes, skips = sub.skips,
         "viewer closed"
     );
     reason
@@ -139,10 +137,8 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
 struct Route {
     sub: Subscriber,
     egress: FlvEgress,
-    proto: &'static str,
     /// Kept only when an `on_stop` hook must be told (boxed: most servers have none).
     stop_hook: Option<Box<StreamPath>>,
-    started: Instant,
     client: Registration,
 }
 
@@ -154,7 +150,6 @@ async fn route(
     peer: SocketAddr,
     ctx: &Arc<Ctx>,
 ) -> Result<Route, CloseReason> {
-    let started = Instant::now();
     let cfg = &ctx.config.http;
     let deadline = Duration::from_millis(cfg.header_timeout_ms);
     let head = tokio::time::timeout(
@@ -279,9 +274,7 @@ async fn route(
     Ok(Route {
         sub,
         egress,
-        proto,
         stop_hook: (!ctx.config.auth.on_stop.is_empty()).then(|| Box::new(sp)),
-        started,
         client,
     })
 }

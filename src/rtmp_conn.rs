@@ -211,8 +211,7 @@ impl Conn {
                     Some(&mut r),
                     &mut w,
                     &mut egress,
-                    ctx.viewer_limits(),
-                    &mut shutdown,
+                    ctx,
                     &mut totals,
                     &client,
                 )

@@ -24,8 +24,8 @@ enum Seg {
 }
 
 /// Capacity kept across batches; larger buffers are shrunk back after a write.
-const KEEP_FRAMES: usize = 4;
-const KEEP_SEGS: usize = 10;
+const KEEP_FRAMES: usize = 3;
+const KEEP_SEGS: usize = 8;
 const KEEP_HEADER_BYTES: usize = 64;
 
 /// Most slices passed to one `writev` (Linux IOV_MAX is 1024).

@@ -54,8 +54,7 @@ pub async fn run<R, W, E>(
     mut reader: Option<&mut R>,
     w: &mut W,
     egress: &mut E,
-    limits: ViewerLimits,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ctx: &crate::server::Ctx,
     totals: &mut ViewerTotals,
     client: &Client,
 ) -> CloseReason
@@ -64,19 +63,32 @@ where
     W: AsyncWrite + Unpin,
     E: Egress,
 {
+    // Limits are read from the config where used (a few loads) rather than kept in this future:
+    // every byte of it is paid by every viewer for its whole life.
     let stream = sub.stream().clone();
     let mut batch = Batch::default();
     let mut input = [0u8; 32];
     loop {
-        if *shutdown.borrow() {
-            let _ = Box::pin(write_with_timeout(w, &egress.finish(), limits.slow_timeout)).await;
+        if *ctx.shutdown.borrow() {
+            let _ = Box::pin(write_with_timeout(
+                w,
+                &egress.finish(),
+                ctx.viewer_limits().slow_timeout,
+            ))
+            .await;
             return CloseReason::Shutdown;
         }
         if client.kick.is_cancelled() {
-            return kicked(sub, w, egress, limits).await;
+            return kicked(sub, w, egress, ctx.viewer_limits()).await;
         }
         if let Some(ctl) = egress.take_control() {
-            if let Err(r) = Box::pin(write_with_timeout(w, &ctl, limits.slow_timeout)).await {
+            if let Err(r) = Box::pin(write_with_timeout(
+                w,
+                &ctl,
+                ctx.viewer_limits().slow_timeout,
+            ))
+            .await
+            {
                 return r;
             }
         }
@@ -86,20 +98,24 @@ where
         let state = if egress.paused() {
             Read::Empty
         } else {
-            sub.read(&mut batch.frames, limits.budget)
+            sub.read(&mut batch.frames, ctx.viewer_limits().budget)
         };
         match state {
             Read::Frames(_) => {
                 let first_arrival = sub.take_first_arrival();
-                if let (false, Some(first)) = (limits.merge.is_zero(), first_arrival) {
+                if let (false, Some(first)) = (ctx.viewer_limits().merge.is_zero(), first_arrival) {
                     // Merge window: let more frames join this write (SRS's mw_latency trade).
-                    let due = first + limits.merge;
+                    let due = first + ctx.viewer_limits().merge;
                     let now = std::time::Instant::now();
                     if due > now {
                         tokio::time::sleep(due - now).await;
                         let more = Budget {
-                            max_frames: limits.budget.max_frames.saturating_sub(batch.frames.len()),
-                            ..limits.budget
+                            max_frames: ctx
+                                .viewer_limits()
+                                .budget
+                                .max_frames
+                                .saturating_sub(batch.frames.len()),
+                            ..ctx.viewer_limits().budget
                         };
                         if more.max_frames > 0 {
                             sub.read(&mut batch.frames, more);
@@ -107,7 +123,10 @@ where
                     }
                 }
                 egress.encode(&mut batch, &stream);
-                match batch.write_to(w, limits.slow_timeout, &client.kick).await {
+                match batch
+                    .write_to(w, ctx.viewer_limits().slow_timeout, &client.kick)
+                    .await
+                {
                     Ok(()) => {}
                     // A kick during a stalled write: the tag is cut short, so no clean end.
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
@@ -126,8 +145,12 @@ where
                 batch.clear();
             }
             Read::Ended => {
-                let _ =
-                    Box::pin(write_with_timeout(w, &egress.finish(), limits.slow_timeout)).await;
+                let _ = Box::pin(write_with_timeout(
+                    w,
+                    &egress.finish(),
+                    ctx.viewer_limits().slow_timeout,
+                ))
+                .await;
                 return CloseReason::StreamEnded;
             }
             // Shutdown closes every stream and a kick wakes the viewer's stream, which wakes this
