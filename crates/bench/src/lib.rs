@@ -211,6 +211,9 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         )));
     }
     tokio::time::sleep_until(end).await;
+    // Taken before the publishers are told to stop: a fast server may end its viewers before
+    // the publisher tasks have returned.
+    let unpublished = Instant::now();
     let _ = stop_pub_tx.send(true);
     let mut pub_stats = publisher::PublishStats::default();
     for publisher in publishers {
@@ -225,7 +228,6 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         pub_stats.loops = pub_stats.loops.max(s.loops);
         pub_stats.max_late_ms = pub_stats.max_late_ms.max(s.max_late_ms);
     }
-    let unpublished = Instant::now();
     tokio::time::sleep(secs(args.drain)).await;
     let frames_sent: u64 = tables.iter().map(|t| t.sent_total()).sum();
     let sent_of: Vec<u64> = tables.iter().map(|t| t.sent_total()).collect();

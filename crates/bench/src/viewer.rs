@@ -122,6 +122,25 @@ impl Tally<'_> {
     }
 }
 
+/// End reason of a stalled viewer that found the connection closed when it drained its socket at
+/// the end of the test (a close behind a zero window is only seen by reading).
+pub const STALLED_CLOSED: &str = "closed by server (seen when draining at the end)";
+
+/// At the end of the test a stalled viewer reads what its socket holds (at most 3 s, until
+/// 300 ms pass without data) to learn whether the server had closed the connection.
+async fn stalled_end(sock: &mut TcpStream, buf: &mut [u8]) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let gap = tokio::time::Instant::now() + Duration::from_millis(300);
+        match tokio::time::timeout_at(gap.min(deadline), sock.read(buf)).await {
+            Err(_) => return Ok(()),
+            Ok(Ok(0)) => return Err(STALLED_CLOSED.into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("{} (seen when draining at the end)", e.kind())),
+        }
+    }
+}
+
 enum Read {
     Data(usize),
     Eof,
@@ -294,7 +313,7 @@ async fn session(
             t.r.sent_at_connect = t.table.sent_total();
             if kind == Kind::Stalled {
                 let _ = stop.changed().await;
-                return Ok(());
+                return stalled_end(&mut sock, &mut buf).await;
             }
             let mut body = if ws {
                 Body::Ws(WsDecoder::new())
@@ -380,7 +399,7 @@ async fn rtmp(
                     t.r.sent_at_connect = t.table.sent_total();
                     if kind == Kind::Stalled {
                         let _ = stop.changed().await;
-                        return Ok(());
+                        return stalled_end(&mut sock, &mut buf).await;
                     }
                 }
                 ClientEvent::Media {
