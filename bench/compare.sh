@@ -1,35 +1,71 @@
 #!/usr/bin/env bash
-# S1 comparison: one publisher (the baseline clip, looped in real time) and $VIEWERS viewers for
-# $DURATION s against sluice and each peer server in /work/shared/peers, one server at a time,
-# all on 127.0.0.1. Writes bench/results/<stamp>/<run>.{json,txt} and docs/BENCHMARKS.md.
+# Server comparison: sluice against the peer servers in /work/shared/peers (nginx-rtmp,
+# node-media-server, xiu when installed), one server at a time, all on 127.0.0.1, driven by
+# sluice-bench (crates/bench). Writes <RESULTS>/<stamp>/<scenario>/<run>.{json,txt}, then
+# docs/BENCHMARKS.md and docs/bench-s1.png (via bench/report.py).
 #
-# Env: VIEWERS (1000), DURATION (20), RATE (200 viewers/s), PEERS_DIR (/work/shared/peers),
-#      PEERS_HOME (peer state, default $HOME/.cache/sluice-bench-peers), CARGO_TARGET_DIR (target),
-#      RUNS ("sluice-http sluice-rtmp nms-http nginx-rtmp xiu-http"), BASE_PORT (19380).
+# Scenarios (SCENARIOS="S1 S2 S3 S4 S5 MW", the default, runs all):
+#   S1  one 640x360 stream (≈480 kbit/s), 1 000 viewers (HTTP-FLV; RTMP for nginx-rtmp), 20 s,
+#       plus a sweep over S1_SWEEP viewer counts ("250 500 1000") for sluice, nginx-rtmp, NMS
+#       (and xiu) and the plot docs/bench-s1.png
+#   S2  the 180p low-bitrate clip, 10 000 viewers ramped at 1 000/s, 30 s
+#   S3  1 000 normal + 200 slow (30 000 B/s, below the stream's bitrate) + 200 stalled, 60 s
+#   S4  50 publishers (one stream each) × 20 viewers each, 20 s
+#   S5  1 000 RTMP-play viewers, 20 s
+#   MW  S1 with sluice's egress merge window at 350 ms, next to nginx-rtmp
+#
+# Env: SCENARIOS, S1_SWEEP, SCALE (divide every viewer count by this, for smoke runs; 1),
+#      DURATION (override every scenario's duration, for smoke runs), PEERS_DIR
+#      (/work/shared/peers), PEERS_HOME (peer state, default $HOME/.cache/sluice-bench-peers),
+#      CARGO_TARGET_DIR (target), BASE_PORT (19500; uses BASE_PORT..BASE_PORT+8),
+#      RESULTS (bench/results), NO_DOCS=1 (leave docs/ alone). With SCALE != 1 or DURATION set
+#      the run is a smoke run: the report is written to the results folder only, marked as such
+#      (docs/ is left alone).
 # Peers are installed (nginx-rtmp: apt; NMS: npm ci) when missing; xiu is skipped unless already
 # installed in $PEERS_HOME/xiu (its build takes ~9 min: run peers/xiu/install.sh first).
+# nginx-rtmp is started through bench/nginx-wrap.sh, which raises the peer config's
+# worker_connections (1024) to 20 000 so that S2 is not capped by configuration.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 cd "$ROOT"
-VIEWERS="${VIEWERS:-1000}"
-DURATION="${DURATION:-20}"
-RATE="${RATE:-200}"
+SCENARIOS="${SCENARIOS:-S1 S2 S3 S4 S5 MW}"
+S1_SWEEP="${S1_SWEEP:-250 500 1000}"
+SCALE="${SCALE:-1}"
+DURATION_OVERRIDE="${DURATION:-}"
 PEERS_DIR="${PEERS_DIR:-/work/shared/peers}"
 export PEERS_HOME="${PEERS_HOME:-$HOME/.cache/sluice-bench-peers}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-RUNS="${RUNS:-sluice-http sluice-rtmp nms-http nginx-rtmp xiu-http}"
-BASE_PORT="${BASE_PORT:-19380}"
-CLIP="tests/media/h264-360p25-baseline-noB-aac-10s.flv"
+BASE_PORT="${BASE_PORT:-19500}"
+RESULTS="${RESULTS:-bench/results}"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
-OUT="bench/results/$STAMP"
+OUT="$RESULTS/$STAMP"
+SMOKE=0
+if [ "$SCALE" != 1 ] || [ -n "$DURATION_OVERRIDE" ]; then SMOKE=1; fi
 mkdir -p "$OUT" "$PEERS_HOME"
+CLIP360="tests/media/h264-360p25-baseline-noB-aac-10s.flv"
+CLIP180="tests/media/h264-180p10-lowrate-aac-10s.flv"
 
+# Tool and server are separate processes; each gets this limit (hard limit 20 000 here).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-[ "$(ulimit -n)" -ge $((VIEWERS * 2 + 256)) ] || echo "warning: ulimit -n $(ulimit -n) is low for $VIEWERS viewers" >&2
+echo "open-files limit: $(ulimit -n)" >&2
 
 cargo build --release -q -p sluice -p sluice-bench
 SLUICE="$CARGO_TARGET_DIR/release/sluice"
 BENCH="$CARGO_TARGET_DIR/release/sluice-bench"
+
+# sluice configs: default (slow_timeout_ms spelled out: stalled viewers are cut after 10 s) and
+# the 350 ms merge window.
+cat > "$OUT/sluice.toml" <<'TOML'
+[hub]
+slow_timeout_ms = 10000
+TOML
+cat > "$OUT/sluice-mw350.toml" <<'TOML'
+[hub]
+slow_timeout_ms = 10000
+
+[egress]
+merge_ms = 350
+TOML
 
 # Ports: sluice RTMP/HTTP, nginx RTMP/stat, NMS RTMP/HTTP, xiu RTMP/HTTP/API.
 P=$BASE_PORT
@@ -39,81 +75,188 @@ NMS_RTMP=$((P + 4)) NMS_HTTP=$((P + 5)) XIU_RTMP=$((P + 6)) XIU_HTTP=$((P + 7)) 
 SERVER_PID=""
 STOP_CMD=()
 cleanup() {
-  if [ ${#STOP_CMD[@]} -gt 0 ]; then "${STOP_CMD[@]}" >/dev/null 2>&1 || true; fi
+  if [ ${#STOP_CMD[@]} -gt 0 ]; then
+    "${STOP_CMD[@]}" >/dev/null 2>&1 || true
+    # sluice is ours: wait for it to exit so its ports are free for the next run.
+    if [ "${STOP_CMD[0]}" = kill ]; then
+      for _ in $(seq 50); do kill -0 "${STOP_CMD[1]}" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "${STOP_CMD[1]}" 2>/dev/null || true
+    fi
+  fi
   STOP_CMD=()
 }
 trap cleanup EXIT
 
-start_server() { # name -> sets SERVER_PID, STOP_CMD, PUB, PLAY
-  local name="$1"
-  case "$name" in
+have_xiu() { [ -x "$PEERS_HOME/xiu/install/bin/xiu" ]; }
+
+# start_server RUN STREAM -> sets SERVER_PID, STOP_CMD, PUB, PLAY. RUN is <server>-<proto>[-mw]
+# with server sluice|nginx|nms|xiu and proto http|rtmp. Returns 1 when the server is not
+# installed (skipped), 2 on a failed start.
+start_server() {
+  local run="$1" stream="$2" conf="$OUT/sluice.toml"
+  case "$run" in
     sluice-*)
+      case "$run" in *-mw) conf="$OUT/sluice-mw350.toml" ;; esac
       for port in "$S_RTMP" "$S_HTTP"; do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
           echo "port $port is in use already: pick another BASE_PORT" >&2; return 2
         fi
       done
-      "$SLUICE" --rtmp "127.0.0.1:$S_RTMP" --http "127.0.0.1:$S_HTTP" > "${TMPDIR:-/tmp}/sluice-bench-$STAMP.log" 2>&1 &
+      "$SLUICE" --config "$conf" --rtmp "127.0.0.1:$S_RTMP" --http "127.0.0.1:$S_HTTP" \
+        > "$SERVER_LOG" 2>&1 &
       SERVER_PID=$!
       STOP_CMD=(kill "$SERVER_PID")
       for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$S_HTTP") 2>/dev/null && break; sleep 0.1; done
       kill -0 "$SERVER_PID" 2>/dev/null || { echo "sluice did not start" >&2; return 2; }
-      PUB="rtmp://127.0.0.1:$S_RTMP/live/s1"
-      if [ "$name" = sluice-http ]; then PLAY="http://127.0.0.1:$S_HTTP/live/s1.flv"; else PLAY="rtmp://127.0.0.1:$S_RTMP/live/s1"; fi
+      PUB="rtmp://127.0.0.1:$S_RTMP/live/$stream"
+      case "$run" in
+        sluice-http*) PLAY="http://127.0.0.1:$S_HTTP/live/$stream.flv" ;;
+        *) PLAY="rtmp://127.0.0.1:$S_RTMP/live/$stream" ;;
+      esac
       ;;
     nginx-rtmp)
       [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || "$PEERS_DIR/nginx-rtmp/install.sh" >&2
-      NGINX_RTMP_PORT=$NG_RTMP NGINX_STAT_PORT=$NG_STAT "$PEERS_DIR/nginx-rtmp/start.sh" >&2
+      NGINX_BIN="$ROOT/bench/nginx-wrap.sh" NGINX_RTMP_PORT=$NG_RTMP NGINX_STAT_PORT=$NG_STAT \
+        "$PEERS_DIR/nginx-rtmp/start.sh" >&2 || return 2
       STOP_CMD=("$PEERS_DIR/nginx-rtmp/stop.sh")
       # The single worker does the RTMP work; the master only supervises.
       SERVER_PID="$(pgrep -P "$(cat "$PEERS_HOME/nginx-rtmp/nginx.pid")" | head -1)"
-      PUB="rtmp://127.0.0.1:$NG_RTMP/live/s1"
-      PLAY="rtmp://127.0.0.1:$NG_RTMP/live/s1"
+      PUB="rtmp://127.0.0.1:$NG_RTMP/live/$stream"
+      PLAY="rtmp://127.0.0.1:$NG_RTMP/live/$stream"
       ;;
-    nms-http)
-      NMS_RTMP_PORT=$NMS_RTMP NMS_HTTP_PORT=$NMS_HTTP "$PEERS_DIR/node-media-server/start.sh" >&2
+    nms-*)
+      NMS_RTMP_PORT=$NMS_RTMP NMS_HTTP_PORT=$NMS_HTTP "$PEERS_DIR/node-media-server/start.sh" >&2 || return 2
       STOP_CMD=("$PEERS_DIR/node-media-server/stop.sh")
       SERVER_PID="$(cat "$PEERS_HOME/node-media-server/nms.pid")"
-      PUB="rtmp://127.0.0.1:$NMS_RTMP/live/s1"
-      PLAY="http://127.0.0.1:$NMS_HTTP/live/s1.flv"
+      PUB="rtmp://127.0.0.1:$NMS_RTMP/live/$stream"
+      case "$run" in
+        nms-http) PLAY="http://127.0.0.1:$NMS_HTTP/live/$stream.flv" ;;
+        *) PLAY="rtmp://127.0.0.1:$NMS_RTMP/live/$stream" ;;
+      esac
       ;;
-    xiu-http)
-      [ -x "$PEERS_HOME/xiu/install/bin/xiu" ] || return 1
-      XIU_RTMP_PORT=$XIU_RTMP XIU_HTTP_PORT=$XIU_HTTP XIU_API_PORT=$XIU_API "$PEERS_DIR/xiu/start.sh" >&2
+    xiu-*)
+      have_xiu || return 1
+      XIU_RTMP_PORT=$XIU_RTMP XIU_HTTP_PORT=$XIU_HTTP XIU_API_PORT=$XIU_API "$PEERS_DIR/xiu/start.sh" >&2 || return 2
       STOP_CMD=("$PEERS_DIR/xiu/stop.sh")
       SERVER_PID="$(cat "$PEERS_HOME/xiu/xiu.pid")"
-      PUB="rtmp://127.0.0.1:$XIU_RTMP/live/s1"
-      PLAY="http://127.0.0.1:$XIU_HTTP/live/s1.flv"
+      PUB="rtmp://127.0.0.1:$XIU_RTMP/live/$stream"
+      case "$run" in
+        xiu-http) PLAY="http://127.0.0.1:$XIU_HTTP/live/$stream.flv" ;;
+        *) PLAY="rtmp://127.0.0.1:$XIU_RTMP/live/$stream" ;;
+      esac
       ;;
-    *) echo "unknown run $name" >&2; return 1 ;;
+    *) echo "unknown run $run" >&2; return 1 ;;
   esac
 }
 
+scaled() { local n=$(( $1 / SCALE )); [ "$n" -ge 1 ] || n=1; echo "$n"; }
+dur() { echo "${DURATION_OVERRIDE:-$1}"; }
+
 CMDS=()
-for run in $RUNS; do
-  rc=0; start_server "$run" || rc=$?
-  if [ "$rc" = 1 ]; then echo "skip $run (not installed)" >&2; continue; fi
-  if [ "$rc" != 0 ]; then exit "$rc"; fi
+# bench SCENARIO RUN FILE STREAM TOOL-ARGS... : one server, one sluice-bench run.
+bench() {
+  local scen="$1" run="$2" file="$3" stream="$4"; shift 4
+  mkdir -p "$OUT/$scen"
+  SERVER_LOG="$OUT/$scen/$file.server.log"  # sluice's log (viewer close reasons), for report.py
+  local rc=0; start_server "$run" "$stream" || rc=$?
+  if [ "$rc" = 1 ]; then echo "skip $run (not installed)" >&2; return 0; fi
+  if [ "$rc" != 0 ]; then echo "$scen $run: server did not start" >&2; cleanup; return 0; fi
   sleep 1
-  cmd=("$BENCH" --clip "$CLIP" --publish-url "$PUB" --play-url "$PLAY" -n "$VIEWERS" --rate "$RATE"
-       --duration "$DURATION" --server-pid "$SERVER_PID" --json "$OUT/$run.json")
-  echo "== $run: ${cmd[*]}" >&2
-  CMDS+=("$run: ${cmd[*]/#$CARGO_TARGET_DIR/target}")
-  "${cmd[@]}" | tee "$OUT/$run.txt" || echo "$run: sluice-bench failed" | tee "$OUT/$run.txt"
+  local cmd=("$BENCH" --publish-url "$PUB" --play-url "$PLAY" --server-pid "$SERVER_PID"
+             --json "$OUT/$scen/$file.json" "$@")
+  echo "== $scen $file: ${cmd[*]}" >&2
+  CMDS+=("$scen $file: ${cmd[*]/#$CARGO_TARGET_DIR/target}")
+  "${cmd[@]}" > "$OUT/$scen/$file.txt" 2>&1 || echo "$scen $file: sluice-bench failed" >> "$OUT/$scen/$file.txt"
+  cat "$OUT/$scen/$file.txt" >&2
   cleanup
-  sleep 1
+  sleep 2
+}
+
+T0=$(date +%s)
+for scen in $SCENARIOS; do
+  case "$scen" in
+    S1)
+      n=$(scaled 1000)
+      for run in sluice-http sluice-rtmp nms-http nginx-rtmp xiu-http; do
+        bench S1 "$run" "$run" s1 --clip "$CLIP360" -n "$n" --rate 200 --duration "$(dur 20)"
+      done
+      for v in $S1_SWEEP; do
+        n=$(scaled "$v")
+        for run in sluice-http nms-http nginx-rtmp xiu-http; do
+          if [ "$v" = 1000 ] && [ -f "$OUT/S1/$run.json" ]; then
+            mkdir -p "$OUT/S1-sweep"; cp "$OUT/S1/$run.json" "$OUT/S1-sweep/$run-$v.json"; continue
+          fi
+          bench S1-sweep "$run" "$run-$v" s1 --clip "$CLIP360" -n "$n" --rate 200 --duration "$(dur 20)"
+        done
+      done
+      ;;
+    S2)
+      n=$(scaled 10000)
+      for run in sluice-http sluice-rtmp nms-http nginx-rtmp xiu-http; do
+        bench S2 "$run" "$run" s2 --clip "$CLIP180" -n "$n" --rate 1000 --duration "$(dur 30)" \
+          --read-buf 8192 --connect-timeout 20
+      done
+      ;;
+    S3)
+      n=$(scaled 1000) slow=$(scaled 200) stalled=$(scaled 200)
+      for run in sluice-http sluice-rtmp nms-http nginx-rtmp xiu-http; do
+        bench S3 "$run" "$run" s3 --clip "$CLIP360" -n $((n + slow + stalled)) --slow "$slow" \
+          --slow-rate 30000 --stalled "$stalled" --rate 200 --duration "$(dur 60)"
+      done
+      ;;
+    S4)
+      streams=$(scaled 50)
+      for run in sluice-http sluice-rtmp nms-http nginx-rtmp xiu-http; do
+        bench S4 "$run" "$run" 's4-{s}' --clip "$CLIP360" --streams "$streams" -n $((streams * 20)) \
+          --rate 200 --duration "$(dur 20)"
+      done
+      ;;
+    S5)
+      n=$(scaled 1000)
+      for run in sluice-rtmp nms-rtmp nginx-rtmp xiu-rtmp; do
+        bench S5 "$run" "$run" s5 --clip "$CLIP360" -n "$n" --rate 200 --duration "$(dur 20)"
+      done
+      ;;
+    MW)
+      n=$(scaled 1000)
+      for run in sluice-http-mw sluice-rtmp-mw nginx-rtmp; do
+        bench MW "$run" "$run" mw --clip "$CLIP360" -n "$n" --rate 200 --duration "$(dur 20)"
+      done
+      ;;
+    *) echo "unknown scenario $scen" >&2; exit 2 ;;
+  esac
 done
+echo "all runs: $(( $(date +%s) - T0 )) s" >&2
 
 # Versions and machine, for the doc.
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
-  echo "sluice: $(git rev-parse --short HEAD) (release build)"
-  echo "nginx-rtmp: $(dpkg-query -W -f='${Package} ${Version}; ' nginx-light libnginx-mod-rtmp 2>/dev/null | sed 's/; $//' || echo n/a)"
+  echo "sluice: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates || echo ' + uncommitted changes') (release build)"
+  echo "nginx-rtmp: $(dpkg-query -W -f='${Package} ${Version}; ' nginx-light libnginx-mod-rtmp 2>/dev/null | sed 's/; $//' || echo n/a) (worker_connections raised to 20000 by bench/nginx-wrap.sh)"
   echo "node-media-server: $(cd "$PEERS_HOME/node-media-server" 2>/dev/null && node -p 'require("node-media-server/package.json").version + " on node " + process.version' 2>/dev/null || echo n/a)"
-  echo "xiu: $([ -x "$PEERS_HOME/xiu/install/bin/xiu" ] && echo 0.14.0 || echo 'not installed, skipped')"
+  echo "xiu: $(have_xiu && echo 0.14.0 || echo 'not installed, skipped')"
+  echo "open-files limit (server and tool): $(ulimit -n)"
+  echo "wall time of all runs: $(( $(date +%s) - T0 )) s"
 } > "$OUT/env.txt"
 printf '%s\n' "${CMDS[@]}" > "$OUT/commands.txt"
-python3 bench/report.py "$OUT" docs/BENCHMARKS.md > "$OUT/BENCHMARKS.md"
-cp "$OUT/BENCHMARKS.md" docs/BENCHMARKS.md
-echo "wrote docs/BENCHMARKS.md and $OUT" >&2
+echo "$SCENARIOS" > "$OUT/scenarios.txt"
+[ "$SMOKE" = 1 ] && echo "SCALE=$SCALE DURATION=${DURATION_OVERRIDE:-default}" > "$OUT/SMOKE"
+
+# Plot (matplotlib, installed into a venv under $OUT/.. when missing).
+PY=python3
+if ! python3 -c 'import matplotlib' 2>/dev/null; then
+  VENV="${BENCH_VENV:-$HOME/.cache/sluice-bench-venv}"
+  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    python3 -m venv "$VENV" >&2 && "$VENV/bin/pip" install -q matplotlib >&2 || echo "matplotlib install failed: no plot" >&2
+  fi
+  [ -x "$VENV/bin/python" ] && PY="$VENV/bin/python"
+fi
+if [ "$SMOKE" = 1 ] || [ "${NO_DOCS:-0}" = 1 ]; then
+  "$PY" bench/report.py "$OUT" docs/BENCHMARKS.md "$OUT/bench-s1.png" > "$OUT/BENCHMARKS.md"
+  echo "smoke run: wrote $OUT/BENCHMARKS.md (docs/ left alone)" >&2
+else
+  "$PY" bench/report.py "$OUT" docs/BENCHMARKS.md docs/bench-s1.png > "$OUT/BENCHMARKS.md"
+  cp "$OUT/BENCHMARKS.md" docs/BENCHMARKS.md
+  echo "wrote docs/BENCHMARKS.md and $OUT" >&2
+fi

@@ -1,85 +1,332 @@
 #!/usr/bin/env python3
-"""Renders docs/BENCHMARKS.md from a bench/compare.sh results folder (stdout)."""
+"""Renders docs/BENCHMARKS.md (stdout) from a bench/compare.sh results folder.
+
+usage: report.py RESULTS_DIR [OLD_BENCHMARKS_MD [PLOT_PNG]]
+OLD_BENCHMARKS_MD: hand-written notes below the marker line are kept.
+PLOT_PNG: where to draw the S1 sweep plot (needs matplotlib; skipped without it).
+"""
 import json
 import os
+import re
 import sys
 
 out = sys.argv[1]
+old_md = sys.argv[2] if len(sys.argv) > 2 else None
+plot_png = sys.argv[3] if len(sys.argv) > 3 else None
 MARK = "<!-- Notes below this line are hand-written; bench/compare.sh keeps them. -->"
 notes = ""
-if len(sys.argv) > 2 and os.path.exists(sys.argv[2]):
-    old = open(sys.argv[2]).read()
+if old_md and os.path.exists(old_md):
+    old = open(old_md).read()
     if MARK in old:
         notes = old[old.index(MARK) + len(MARK):].strip("\n")
-clip = "tests/media/h264-360p25-baseline-noB-aac-10s.flv"
-clip_kbit = os.path.getsize(clip) * 8 / 10 / 1000 if os.path.exists(clip) else 0
+
+
+def kbit(clip):
+    return os.path.getsize(clip) * 8 / 10 / 1000 if os.path.exists(clip) else 0
+
+
+CLIP360 = "tests/media/h264-360p25-baseline-noB-aac-10s.flv"
+CLIP180 = "tests/media/h264-180p10-lowrate-aac-10s.flv"
 env = open(os.path.join(out, "env.txt")).read().strip().splitlines()
 cmds = open(os.path.join(out, "commands.txt")).read().strip().splitlines()
-order = ["sluice-http", "sluice-rtmp", "nms-http", "nginx-rtmp", "xiu-http"]
-runs = [r for r in order if os.path.exists(os.path.join(out, r + ".json"))]
-names = {
-    "sluice-http": ("sluice", "HTTP-FLV"),
-    "sluice-rtmp": ("sluice", "RTMP"),
-    "nms-http": ("node-media-server", "HTTP-FLV"),
-    "nginx-rtmp": ("nginx-rtmp", "RTMP"),
-    "xiu-http": ("xiu", "HTTP-FLV"),
-}
+smoke = open(os.path.join(out, "SMOKE")).read().strip() if os.path.exists(os.path.join(out, "SMOKE")) else None
+ORDER = ["sluice-http", "sluice-rtmp", "sluice-http-mw", "sluice-rtmp-mw", "nms-http", "nms-rtmp",
+         "nginx-rtmp", "xiu-http", "xiu-rtmp"]
+SERVER = {"sluice": "sluice", "nms": "node-media-server", "nginx": "nginx-rtmp", "xiu": "xiu"}
+
+
+def name(run):
+    parts = run.split("-")
+    srv = SERVER[parts[0]]
+    proto = "HTTP-FLV" if parts[1] == "http" else "RTMP"
+    if run.endswith("-mw"):
+        srv += " (merge_ms 350)"
+    return srv, proto
 
 
 def f(x, nd=1):
     return f"{x:.{nd}f}"
 
 
-rows = []
-for r in runs:
-    d = json.load(open(os.path.join(out, r + ".json")))
-    g = next(g for g in d["groups"] if g["kind"] == "normal")
-    s = d.get("server") or {}
-    srv, proto = names[r]
-    rows.append(
-        "| {} | {} | {}/{} | {} / {} | {} / {} / {} | {} / {} | {} | {} → {} | **{}** | {} | **{}** |".format(
-            srv, proto, g["connected"], g["viewers"],
-            f(g["ttff"]["p50_ms"]), f(g["ttff"]["p99_ms"]),
-            f(g["latency"]["p50_ms"]), f(g["latency"]["p99_ms"]), f(g["latency"]["max_ms"]),
-            f(g["ratio_min"], 3), f(g["ratio_median"], 3),
-            f(d["delivered_mbit_s"], 0),
-            f(s.get("rss_baseline_kib", 0) / 1024), f(s.get("rss_peak_kib", 0) / 1024),
-            f(s.get("rss_per_viewer_kib", 0)), f(s.get("cpu_s", 0), 2), f(s.get("cpu_s_per_gb", 0), 2),
+def load(scen):
+    d = os.path.join(out, scen)
+    res = {}
+    for r in ORDER:
+        p = os.path.join(d, r + ".json")
+        if os.path.exists(p):
+            res[r] = json.load(open(p))
+    return res
+
+
+def normal(d):
+    return next((g for g in d["groups"] if g["kind"] == "normal"), None)
+
+
+HEAD = ("| server | proto | connected | TTFF p50 / p99 ms | latency p50 / p99 / max ms | frames recv/sent min / median "
+        "| delivered Mbit/s | RSS MiB baseline → peak | RSS KiB per viewer | CPU s | CPU-s per GB |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def table(res):
+    rows = [HEAD]
+    for r, d in res.items():
+        g = normal(d)
+        s = d.get("server") or {}
+        srv, proto = name(r)
+        conn = sum(x["connected"] for x in d["groups"])
+        total = sum(x["viewers"] for x in d["groups"])
+        rows.append(
+            "| {} | {} | {}/{} | {} / {} | {} / {} / {} | {} / {} | {} | {} → {} | **{}** | {} | **{}** |".format(
+                srv, proto, conn, total,
+                f(g["ttff"]["p50_ms"]), f(g["ttff"]["p99_ms"]),
+                f(g["latency"]["p50_ms"]), f(g["latency"]["p99_ms"]), f(g["latency"]["max_ms"]),
+                f(g["ratio_min"], 3), f(g["ratio_median"], 3),
+                f(d["delivered_mbit_s"], 0),
+                f(s.get("rss_baseline_kib", 0) / 1024), f(s.get("rss_peak_kib", 0) / 1024),
+                f(s.get("rss_per_viewer_kib", 0)), f(s.get("cpu_s", 0), 2), f(s.get("cpu_s_per_gb", 0), 2),
+            )
         )
-    )
-    ended = {k: v for k, v in g["ended"].items() if k != "end of test" and not k.endswith("(after unpublish)")}
-    if ended:
-        rows.append(f"| | | ended early: {ended} | | | | | | | | |")
+        ended = {k: v for k, v in g["ended"].items() if k != "end of test" and not k.endswith("(after unpublish)")}
+        if ended:
+            rows.append(f"| | | normal viewers ended early: {ended} | | | | | | | | |")
+    return "\n".join(rows)
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if b else "n/a"
+
+
+def ratios(res):
+    """sluice/peer for RSS per viewer and CPU-s per GB, sluice on the peer's protocol when run."""
+    sl = {name(r)[1]: d for r, d in res.items() if r.startswith("sluice")}
+    out_ = []
+    for r, d in res.items():
+        if r.startswith("sluice") or not sl:
+            continue
+        srv, proto = name(r)
+        sd = sl.get(proto) or next(iter(sl.values()))
+        sname = next(k for k, v in sl.items() if v is sd)
+        a, b = sd.get("server") or {}, d.get("server") or {}
+        out_.append(f"vs {srv} ({sname} against {proto}): RSS/viewer ×{ratio(a.get('rss_per_viewer_kib', 0), b.get('rss_per_viewer_kib', 0))}, "
+                    f"CPU-s/GB ×{ratio(a.get('cpu_s_per_gb', 0), b.get('cpu_s_per_gb', 0))}")
+    if not out_:
+        return ""
+    return "\n**sluice / peer, same run** (below 1 = sluice uses less): " + "; ".join(out_) + ".\n"
+
+
+def setting(res, k, default="?"):
+    for d in res.values():
+        return d["settings"].get(k, default)
+    return default
+
+
+sections = []
+
+# ---- S1
+s1 = load("S1")
+if s1:
+    sections.append(f"""## S1: fan-out of one stream
+
+One publisher sends `{CLIP360}` (H.264 baseline 640×360 25 fps + AAC, 10 s, ≈{kbit(CLIP360):.0f} kbit/s) over
+RTMP in real time, looped. {setting(s1, 'viewers')} viewers join at {setting(s1, 'rate')} viewers/s and play for
+the rest of the {setting(s1, 'duration')} s window; HTTP-FLV where the server has it, RTMP for nginx-rtmp (no
+HTTP-FLV in the Debian module). Everything runs on 127.0.0.1, one server at a time.
+
+{table(s1)}
+{ratios(s1)}""")
+
+sweep_dir = os.path.join(out, "S1-sweep")
+if os.path.isdir(sweep_dir):
+    pts = {}
+    for fn in sorted(os.listdir(sweep_dir)):
+        if not fn.endswith(".json"):
+            continue
+        run, n = fn[:-5].rsplit("-", 1)
+        d = json.load(open(os.path.join(sweep_dir, fn)))
+        s = d.get("server") or {}
+        pts.setdefault(run, []).append((int(d["settings"]["viewers"]), s.get("rss_peak_kib", 0) / 1024,
+                                         s.get("cpu_s_per_gb", 0), s.get("rss_per_viewer_kib", 0),
+                                         sum(g["connected"] for g in d["groups"])))
+    ns = sorted({p[0] for v in pts.values() for p in v})
+    rows = ["| server | proto | " + " | ".join(f"{n} viewers: peak RSS MiB / KiB per viewer / CPU-s per GB" for n in ns) + " |",
+            "|---|---|" + "---|" * len(ns)]
+    for run in [r for r in ORDER if r in pts]:
+        by = {p[0]: p for p in pts[run]}
+        cells = []
+        for n in ns:
+            p = by.get(n)
+            cells.append(f"{f(p[1])} / {f(p[3])} / {f(p[2], 2)}" + ("" if p[4] == n else f" ({p[4]} connected)") if p else "-")
+        srv, proto = name(run)
+        rows.append(f"| {srv} | {proto} | " + " | ".join(cells) + " |")
+    plot_note = ""
+    if plot_png:
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+            fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+            for run in [r for r in ORDER if r in pts]:
+                p = sorted(pts[run])
+                label = " ".join(name(run))
+                ax1.plot([x[0] for x in p], [x[1] for x in p], marker="o", label=label)
+                ax2.plot([x[0] for x in p], [x[2] for x in p], marker="o", label=label)
+            ax1.set(xlabel="viewers", ylabel="peak RSS (MiB)", title="S1: server RSS")
+            ax2.set(xlabel="viewers", ylabel="CPU-s per GB delivered", title="S1: server CPU per GB")
+            for ax in (ax1, ax2):
+                ax.grid(True, alpha=0.3)
+                ax.set_ylim(bottom=0)
+            ax1.legend(fontsize=8)
+            if smoke:
+                fig.suptitle(f"SMOKE RUN ({smoke}): not real figures", color="red")
+            fig.tight_layout()
+            fig.savefig(plot_png, dpi=100)
+            plot_note = f"\n![S1 sweep: RSS and CPU-s/GB against viewers]({os.path.basename(plot_png)})\n"
+        except ImportError:
+            plot_note = "\n(plot skipped: matplotlib missing)\n"
+    sections.append(f"""### S1 sweep over viewer counts
+
+Same setup as S1 with {', '.join(map(str, ns))} viewers, one run per cell (the largest count reuses the S1 run
+when it matches).
+
+""" + "\n".join(rows) + "\n" + plot_note)
+
+# ---- S2
+s2 = load("S2")
+if s2:
+    sections.append(f"""## S2: many viewers of a low-bitrate stream
+
+`{CLIP180}` (≈{kbit(CLIP180):.0f} kbit/s), {setting(s2, 'viewers')} viewers ramped at {setting(s2, 'rate')}/s,
+{setting(s2, 'duration')} s window (read buffer {setting(s2, 'read_buf')} B per viewer in the tool). Server and tool each
+get the machine's hard open-files limit.
+
+{table(s2)}
+{ratios(s2)}""")
+
+# ---- S3
+s3 = load("S3")
+if s3:
+    rows = ["| server | proto | normal: connected, latency p50 / p99 ms, frames recv/sent min | slow: connected, latency (lag) p50 / p99 / max ms, frames median, recv/sent median | stalled: how they ended |",
+            "|---|---|---|---|---|"]
+    rss_lines = []
+    for r, d in s3.items():
+        gs = {g["kind"]: g for g in d["groups"]}
+        n, sl, st = gs.get("normal"), gs.get("slow"), gs.get("stalled")
+        srv, proto = name(r)
+        nc = f"{n['connected']}/{n['viewers']}, {f(n['latency']['p50_ms'])} / **{f(n['latency']['p99_ms'])}**, {f(n['ratio_min'], 3)}" if n else "-"
+        sc = (f"{sl['connected']}/{sl['viewers']}, {f(sl['latency']['p50_ms'])} / {f(sl['latency']['p99_ms'])} / {f(sl['latency']['max_ms'])}, "
+              f"{sl['frames_median']}, {f(sl['ratio_median'], 3)}") if sl else "-"
+        tc = ", ".join(f"{k}: {v}" for k, v in st["ended"].items()) if st else "-"
+        lp = os.path.join(out, "S3", r + ".server.log")
+        if os.path.exists(lp):
+            secs = []
+            for l in open(lp, errors="replace"):
+                l = re.sub(r"\x1b\[[0-9;]*m", "", l)
+                if "viewer closed" in l and "reason=slow_viewer" in l:
+                    m = re.search(r"secs=([0-9.]+)", l)
+                    secs.append(float(m.group(1)) if m else 0)
+            tc += (f"; sluice's log: {len(secs)} viewers closed with reason slow_viewer"
+                   + (f", {min(secs):.1f}–{max(secs):.1f} s after connecting" if secs else ""))
+        rows.append(f"| {srv} | {proto} | {nc} | {sc} | {tc} |")
+        s = d.get("server") or {}
+        smp = s.get("samples") or []
+        if r.startswith("sluice") and smp and "ramp_end_s" in s:
+            ramp_end = s["ramp_end_s"]
+            after = [x for x in smp if x["t_s"] >= ramp_end]
+            if after:
+                ref = after[0]["rss_kib"]
+                lo, hi = min(x["rss_kib"] for x in after), max(x["rss_kib"] for x in after)
+                dev = max(hi - ref, ref - lo) / ref * 100 if ref else 0
+                series = []
+                t_next = s["window_start_s"]
+                for x in smp:
+                    if x["t_s"] >= t_next:
+                        series.append(f"{x['t_s'] - s['window_start_s']:.0f} s: {x['rss_kib'] / 1024:.1f}")
+                        t_next += 5
+                rss_lines.append(
+                    f"- {srv} {proto}: RSS {ref / 1024:.1f} MiB when the last viewer had been started "
+                    f"({ramp_end - s['window_start_s']:.1f} s into the window), then {lo / 1024:.1f}–{hi / 1024:.1f} MiB: "
+                    f"at most **{dev:.1f} %** away ({'within' if dev <= 10 else 'outside'} ±10 %). "
+                    f"RSS MiB every 5 s from the first viewer: {', '.join(series)}.")
+    sections.append(f"""## S3: slow and stalled viewers next to normal ones
+
+`{CLIP360}` (≈{kbit(CLIP360):.0f} kbit/s); {setting(s3, 'viewers')} viewers started at {setting(s3, 'rate')}/s
+in {setting(s3, 'duration')} s: {setting(s3, 'slow')} of them read at most {setting(s3, 'slow_rate')} B/s (below the stream's
+bitrate), {setting(s3, 'stalled')} stop reading once the server has answered, the rest are normal; the slow and
+stalled ones are spread evenly over the ramp. sluice runs with `hub.slow_timeout_ms = 10000` (the
+default): a viewer whose socket accepts nothing for 10 s is cut off. "lag" of slow viewers is the
+end-to-end latency of the frames they did receive. A stalled viewer can only see a close
+by reading, so at the end of the test it drains its socket: "closed by server (seen when draining
+at the end)" means the server had closed it (for servers that end viewers when the publisher
+leaves, the "(after unpublish)" suffix makes that ambiguous); "end of test" means it was still open.
+
+{table(s3)}
+{ratios(s3)}
+Per class:
+
+""" + "\n".join(rows) + "\n\n" + "\n".join(rss_lines) + "\n")
+
+# ---- S4
+s4 = load("S4")
+if s4:
+    sections.append(f"""## S4: many streams
+
+{setting(s4, 'streams')} publishers, each sending `{CLIP360}` as its own stream, and {setting(s4, 'viewers')} viewers
+spread evenly over them (viewer i plays stream i mod {setting(s4, 'streams')}), started at {setting(s4, 'rate')}/s,
+{setting(s4, 'duration')} s window. Frames received/sent is per viewer against its own stream's publisher.
+
+{table(s4)}
+{ratios(s4)}""")
+
+# ---- S5
+s5 = load("S5")
+if s5:
+    sections.append(f"""## S5: RTMP play
+
+As S1 ({setting(s5, 'viewers')} viewers at {setting(s5, 'rate')}/s, {setting(s5, 'duration')} s) but every viewer plays over RTMP.
+
+{table(s5)}
+{ratios(s5)}""")
+
+# ---- MW
+mw = load("MW")
+if mw:
+    sections.append(f"""## MW: S1 with a 350 ms merge window
+
+sluice with `[egress] merge_ms = 350` (frames for a viewer are written in batches of up to 350 ms,
+fewer and larger writes), next to nginx-rtmp in the same run; otherwise as S1
+({setting(mw, 'viewers')} viewers, {setting(mw, 'duration')} s).
+
+{table(mw)}
+{ratios(mw)}""")
+
+banner = ""
+if smoke:
+    banner = (f"\n> **SMOKE RUN ({smoke})**: scaled-down settings to check that the scripts work. "
+              "These are not benchmark figures.\n")
 
 print(f"""# Benchmarks
 
-Generated by `bench/compare.sh` (results folder `{out}`); rerun it to refresh this page.
-
-## S1: fan-out of one stream
-
-One publisher sends `tests/media/h264-360p25-baseline-noB-aac-10s.flv` (H.264 baseline 640×360
-25 fps + AAC, 10 s, ≈{clip_kbit:.0f} kbit/s) over RTMP in real time, looped. {json.load(open(os.path.join(out, runs[0] + '.json')))['settings']['viewers'] if runs else '?'} viewers join at
-{json.load(open(os.path.join(out, runs[0] + '.json')))['settings']['rate'] if runs else '?'} viewers/s and play for the rest of the
-{json.load(open(os.path.join(out, runs[0] + '.json')))['settings']['duration'] if runs else '?'} s window; HTTP-FLV where the server has it, RTMP for nginx-rtmp
-(no HTTP-FLV in the Debian module). Everything runs on 127.0.0.1, one server at a time.
-
-| server | proto | connected | TTFF p50 / p99 ms | latency p50 / p99 / max ms | frames recv/sent min / median | delivered Mbit/s | RSS MiB baseline → peak | RSS KiB per viewer | CPU s | CPU-s per GB |
-|---|---|---|---|---|---|---|---|---|---|---|
-""" + "\n".join(rows) + """
-
+Generated by `bench/compare.sh` (results folder `{out}`); rerun it to refresh this page
+(`SCENARIOS` selects scenarios; all by default).
+{banner}
+""" + "\n".join(sections) + """
 How to read it:
+- **connected**: viewers the server accepted / viewers started (all classes).
 - **TTFF**: from the viewer starting its TCP connect to the first complete coded video frame.
 - **latency**: per video frame, from the publisher handing it to its socket to a viewer having read
   the whole tag; frames are matched by body (length + first 64 bytes), so servers that rewrite
   timestamps are measured the same way. Frames replayed from a GOP cache (sent before the viewer
   connected) are not counted as latency. The tool runs on the same 2 cores as the server, so at
-  1 000 viewers part of the latency is the tool's own scheduling.
+  1 000 viewers part of the latency is the tool's own scheduling. TTFF, latency and frames columns
+  are of the normal viewers.
 - **frames recv/sent**: per viewer, coded video frames received / frames the publisher sent from
   the viewer's first frame to the end (1.000 = nothing lost or skipped).
 - **RSS per viewer**: (peak RSS − RSS with the publisher but no viewer) / viewers connected, from
   `/proc/PID/status` `VmRSS` every 250 ms. For nginx-rtmp the worker process is sampled (1 worker).
 - **CPU-s per GB**: server `utime + stime` (from `/proc/PID/stat`, `sysconf(_SC_CLK_TCK)`) over the
   window, per 10⁹ bytes the viewers read.
+- **sluice / peer**: sluice's figure divided by the peer's, from the same run of `compare.sh`,
+  sluice on the peer's protocol (RTMP against nginx-rtmp, HTTP-FLV against NMS/xiu HTTP-FLV).
 
 ## Environment
 
@@ -91,8 +338,8 @@ How to read it:
 """ + "\n".join(cmds) + """
 ```
 
-Run with `bench/compare.sh` (env `VIEWERS`, `DURATION`, `RATE`, `RUNS`, `PEERS_HOME`,
-`CARGO_TARGET_DIR`; see the script header). The load tool alone:
+Run with `bench/compare.sh` (env `SCENARIOS`, `S1_SWEEP`, `SCALE`, `DURATION`, `PEERS_HOME`,
+`CARGO_TARGET_DIR`, `BASE_PORT`; see the script header). The load tool alone:
 `sluice-bench --help` (crate `crates/bench`); its CI smoke test (`cargo test -p sluice-bench`)
 runs 200 HTTP-FLV viewers for 10 s against an in-process sluice and checks delivery.
 
