@@ -18,7 +18,9 @@
 #      DURATION (override every scenario's duration, for smoke runs), PEERS_DIR
 #      (/work/shared/peers), PEERS_HOME (peer state, default $HOME/.cache/sluice-bench-peers),
 #      CARGO_TARGET_DIR (target), BASE_PORT (19500; uses BASE_PORT..BASE_PORT+8),
-#      RESULTS (bench/results), NO_DOCS=1 (leave docs/ alone). With SCALE != 1 or DURATION set
+#      RESULTS (bench/results), NO_DOCS=1 (leave docs/ alone), ONLY (run names to keep, e.g.
+#      "sluice-http nginx-rtmp"; runs: sluice-http sluice-rtmp sluice-http-mw sluice-rtmp-mw
+#      nms-http nms-rtmp nginx-rtmp xiu-http xiu-rtmp). With SCALE != 1 or DURATION set
 #      the run is a smoke run: the report is written to the results folder only, marked as such
 #      (docs/ is left alone).
 # Peers are installed (nginx-rtmp: apt; NMS: npm ci) when missing; xiu is skipped unless already
@@ -156,6 +158,7 @@ CMDS=()
 # bench SCENARIO RUN FILE STREAM TOOL-ARGS... : one server, one sluice-bench run.
 bench() {
   local scen="$1" run="$2" file="$3" stream="$4"; shift 4
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $run "* ]]; then return 0; fi
   mkdir -p "$OUT/$scen"
   SERVER_LOG="$OUT/$scen/$file.server.log"  # sluice's log (viewer close reasons), for report.py
   local rc=0; start_server "$run" "$stream" || rc=$?

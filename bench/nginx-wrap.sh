@@ -13,6 +13,6 @@ done
 n="${NGINX_WORKER_CONNECTIONS:-20000}"
 if [ -n "$conf" ] && [ -w "$conf" ] && ! grep -q '^worker_rlimit_nofile' "$conf"; then
   sed -i -e "s/worker_connections [0-9]*;/worker_connections $n;/" \
-    -e "s/^worker_processes 1;/worker_processes 1;\nworker_rlimit_nofile $n;/" "$conf"
+    -e "/^worker_processes/a worker_rlimit_nofile $n;" "$conf"
 fi
 exec "${NGINX_REAL_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}" "$@"
