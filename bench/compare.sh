@@ -23,6 +23,8 @@
 #      nms-http nms-rtmp nginx-rtmp xiu-http xiu-rtmp). With SCALE != 1 or DURATION set
 #      the run is a smoke run: the report is written to the results folder only, marked as such
 #      (docs/ is left alone).
+# Full run (all scenarios, default settings) on a 2-core machine: ≈20 min without xiu, ≈25 min
+# with it (sum of the windows ≈13 min plus ≈11 s per run for start, warm-up, drain and stop).
 # Peers are installed (nginx-rtmp: apt; NMS: npm ci) when missing; xiu is skipped unless already
 # installed in $PEERS_HOME/xiu (its build takes ~9 min: run peers/xiu/install.sh first).
 # nginx-rtmp is started through bench/nginx-wrap.sh, which raises the peer config's
@@ -50,6 +52,9 @@ CLIP180="tests/media/h264-180p10-lowrate-aac-10s.flv"
 # Tool and server are separate processes; each gets this limit (hard limit 20 000 here).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "open-files limit: $(ulimit -n)" >&2
+if [[ " $SCENARIOS " == *" S2 "* ]] && [ "$(ulimit -n)" -lt $(( 10000 / SCALE + 256 )) ]; then
+  echo "warning: open-files limit $(ulimit -n) is too low for S2's $(( 10000 / SCALE )) viewers" >&2
+fi
 
 cargo build --release -q -p sluice -p sluice-bench
 SLUICE="$CARGO_TARGET_DIR/release/sluice"
