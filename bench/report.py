@@ -221,7 +221,9 @@ if s3:
             secs = []
             for l in open(lp, errors="replace"):
                 l = re.sub(r"\x1b\[[0-9;]*m", "", l)
-                if "viewer closed" in l and "reason=slow_viewer" in l:
+                # HTTP viewers log "viewer closed"; RTMP connections "connection closed" with role="viewer".
+                is_viewer = "viewer closed" in l or ("connection closed" in l and 'role="viewer"' in l)
+                if is_viewer and "reason=slow_viewer" in l:
                     m = re.search(r"secs=([0-9.]+)", l)
                     secs.append(float(m.group(1)) if m else 0)
             tc += (f"; sluice's log: {len(secs)} viewers closed with reason slow_viewer"

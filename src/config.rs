@@ -206,7 +206,7 @@ impl Default for EgressConfig {
             merge_max_bytes: 256 << 10,
             merge_max_frames: 64,
             merge_ms: 0,
-            send_buffer_bytes: 128 << 10,
+            send_buffer_bytes: 32 << 10,
         }
     }
 }

@@ -26,6 +26,9 @@ impl ReadBuf {
 
     /// The space to read into.
     pub fn space(&mut self) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = vec![0; self.min.max(1)];
+        }
         &mut self.buf
     }
 
@@ -49,6 +52,13 @@ impl ReadBuf {
             self.small_reads = 0;
         }
         &self.buf[..n]
+    }
+
+    /// Frees the buffer (a connection that will only read a few control bytes from now on);
+    /// the next read starts again at the minimum size.
+    pub fn release(&mut self) {
+        self.buf = Vec::new();
+        self.small_reads = 0;
     }
 
     /// Current size.
@@ -75,5 +85,12 @@ mod tests {
         assert_eq!(b.capacity(), 4096, "back to the minimum");
         b.filled(100);
         assert_eq!(b.capacity(), 4096);
+        b.release();
+        assert_eq!(b.capacity(), 0);
+        assert_eq!(
+            b.space().len(),
+            4096,
+            "a read after release starts at the minimum again"
+        );
     }
 }

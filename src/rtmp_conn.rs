@@ -197,10 +197,10 @@ impl Conn {
                 let mut totals = ViewerTotals::default();
                 crate::server::tune_viewer_socket(sock, &ctx.config);
                 let chunk_size = self.session.out_chunk_size();
-                let session =
-                    std::mem::replace(&mut self.session, ServerSession::new(session_config(ctx)));
+                // A player sends only small control messages: give back the read buffer.
+                self.buf.release();
                 let mut egress = RtmpEgress {
-                    session,
+                    session: &mut self.session,
                     stream_id,
                     chunk_size,
                     paused: false,
@@ -403,14 +403,14 @@ fn is_metadata(body: &[u8]) -> bool {
 }
 
 /// RTMP play framing plus the session that answers the player's control messages.
-struct RtmpEgress {
-    session: ServerSession,
+struct RtmpEgress<'a> {
+    session: &'a mut ServerSession,
     stream_id: u32,
     chunk_size: u32,
     paused: bool,
 }
 
-impl Egress for RtmpEgress {
+impl Egress for RtmpEgress<'_> {
     fn encode(&mut self, batch: &mut Batch, _stream: &Stream) {
         batch.clear_framing();
         crate::egress::rtmp::encode(batch, self.chunk_size, self.stream_id);

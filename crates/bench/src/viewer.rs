@@ -235,6 +235,26 @@ pub async fn run(
     t.r
 }
 
+/// Connects. A slow viewer gets a receive buffer of about a quarter second of its read rate, so
+/// it behaves like a thin link (bytes wait on the server's side, where a server can see them)
+/// rather than a fat pipe into a slow application (bytes pile up in this machine's receive
+/// buffer, seconds of them, where no server can see or skip them).
+async fn connect(authority: &str, kind: Kind) -> std::io::Result<TcpStream> {
+    let addr = tokio::net::lookup_host(authority)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::AddrNotAvailable))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Kind::Slow { bytes_per_s } = kind {
+        socket.set_recv_buffer_size(((bytes_per_s / 4).max(4096)).min(1 << 20) as u32)?;
+    }
+    socket.connect(addr).await
+}
+
 async fn session(
     url: &Url,
     kind: Kind,
@@ -242,7 +262,7 @@ async fn session(
     t: &mut Tally<'_>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let mut sock = tokio::time::timeout(setup.connect_timeout, TcpStream::connect(&url.authority))
+    let mut sock = tokio::time::timeout(setup.connect_timeout, connect(&url.authority, kind))
         .await
         .map_err(|_| "connect: timed out".to_owned())?
         .map_err(|e| format!("connect: {}", e.kind()))?;

@@ -118,7 +118,10 @@ impl Connection {
     }
 
     pub fn take_output(&mut self) -> Option<Bytes> {
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+        // `take`, not `split`: a split would leave the buffer's spare capacity here, keeping the
+        // whole allocation alive for the life of an idle connection (a play session writes
+        // control replies rarely; thousands of them would each pin a few KiB).
+        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out).freeze())
     }
 
     /// Handles protocol control messages (types 1–3, 5, 6) and answers pings.
