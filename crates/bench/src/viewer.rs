@@ -250,7 +250,7 @@ async fn connect(authority: &str, kind: Kind) -> std::io::Result<TcpStream> {
         tokio::net::TcpSocket::new_v6()?
     };
     if let Kind::Slow { bytes_per_s } = kind {
-        socket.set_recv_buffer_size(((bytes_per_s / 4).max(4096)).min(1 << 20) as u32)?;
+        socket.set_recv_buffer_size((bytes_per_s / 4).clamp(4096, 1 << 20) as u32)?;
     }
     socket.connect(addr).await
 }
