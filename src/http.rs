@@ -98,11 +98,13 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
         Err(reason) => return reason,
     };
     let mut totals = ViewerTotals::default();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
     let (mut r, mut w) = sock.split();
     let reason = viewer::run(
         &mut sub,
         Some(&mut r),
         &mut w,
+        fd,
         &mut egress,
         &ctx,
         &mut totals,

@@ -205,11 +205,13 @@ impl Conn {
                     chunk_size,
                     paused: false,
                 };
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&*sock);
                 let (mut r, mut w) = sock.split();
                 let reason = viewer::run(
                     &mut sub,
                     Some(&mut r),
                     &mut w,
+                    fd,
                     &mut egress,
                     ctx,
                     &mut totals,

@@ -61,6 +61,22 @@ pub fn tune_viewer_socket(sock: &TcpStream, config: &Config) {
     }
 }
 
+/// Bytes the kernel still holds in a TCP socket's send queue (sent but not yet acknowledged by
+/// the peer, or not sent): part of a viewer's lag that the hub cannot see. 0 if unknown.
+pub fn socket_backlog(fd: std::os::fd::RawFd) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let mut n: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (= SIOCOUTQ) writes one int through the pointer, which is valid;
+        // `fd` is the viewer's open socket, borrowed for the duration of the call.
+        if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } == 0 {
+            return n.max(0) as usize;
+        }
+    }
+    let _ = fd;
+    0
+}
+
 /// A started server: its bound addresses and the handle to stop it.
 pub struct Server {
     pub rtmp_addr: SocketAddr,

@@ -116,12 +116,14 @@ impl Batch {
     /// `TimedOut` when the socket accepts nothing at all for `stall` (a slow viewer that still
     /// makes progress is not cut off; it is skipped forward by the hub instead).
     /// A cancelled `kick` interrupts a write that is waiting for the socket (`Interrupted`).
+    /// Returns whether the socket was full at some point (the viewer is not keeping up).
     pub async fn write_to<W: AsyncWrite + Unpin>(
         &self,
         w: &mut W,
         stall: std::time::Duration,
         kick: &crate::clients::Kick,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<bool> {
+        let mut blocked = false;
         let mut seg = 0usize;
         let mut off = 0usize;
         while seg < self.segs.len() {
@@ -149,6 +151,7 @@ impl Batch {
                     // timer and the cancellation waiter take memory only while a write blocks, not in
                     // every viewer's task for its whole life.
                     Poll::Pending => Box::pin(async {
+                        blocked = true;
                         tokio::select! {
                             r = tokio::time::timeout(stall, write.as_mut()) => r
                                 .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?,
@@ -173,7 +176,7 @@ impl Batch {
                 }
             }
         }
-        Ok(())
+        Ok(blocked)
     }
 }
 

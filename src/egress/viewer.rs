@@ -2,7 +2,7 @@
 //! one batch, write it in one vectored write, and cut the viewer off when its socket stalls.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice_hub::{Budget, Read, Stream, Subscriber};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -46,13 +46,19 @@ pub struct ViewerTotals {
     pub writes: u64,
 }
 
+/// A congested viewer stays congested (its socket backlog is measured before each read) until
+/// its socket holds less than this.
+const BACKLOG_CLEAR: usize = 16 * 1024;
+
 /// Runs a viewer until the stream ends, the viewer leaves, or it is cut off (slow, or kicked
-/// through `client`, whose byte count it keeps).
+/// through `client`, whose byte count it keeps). `fd` is the viewer's socket, whose backlog a
+/// congested viewer's skip decision counts.
 #[allow(clippy::too_many_arguments)]
 pub async fn run<R, W, E>(
     sub: &mut Subscriber,
     mut reader: Option<&mut R>,
     w: &mut W,
+    fd: std::os::fd::RawFd,
     egress: &mut E,
     ctx: &crate::server::Ctx,
     totals: &mut ViewerTotals,
@@ -68,6 +74,10 @@ where
     let stream = sub.stream().clone();
     let mut batch = Batch::default();
     let mut input = [0u8; 32];
+    // Set when a write found the socket full; only then is the backlog measured (one ioctl),
+    // so a viewer that keeps up costs no extra syscall.
+    let mut congested = false;
+    let mut drain: Option<Drain> = None;
     loop {
         if *ctx.shutdown.borrow() {
             let _ = Box::pin(write_with_timeout(
@@ -98,7 +108,27 @@ where
         let state = if egress.paused() {
             Read::Empty
         } else {
-            sub.read(&mut batch.frames, ctx.viewer_limits().budget)
+            let backlog_ms = if congested {
+                let queued = crate::server::socket_backlog(fd);
+                congested = queued >= BACKLOG_CLEAR;
+                let ms = drain
+                    .get_or_insert_with(|| Drain::new(totals.bytes, queued))
+                    .backlog_ms(totals.bytes, queued);
+                if !congested {
+                    drain = None;
+                }
+                ms
+            } else {
+                0
+            };
+            let mut budget = ctx.viewer_limits().budget;
+            if congested {
+                // Small batches for a viewer that is not keeping up: a batch, once started, is
+                // written out whole (tags cannot be cut), so its size is lag the hub can no
+                // longer skip. At least one frame is always taken.
+                budget.max_bytes = budget.max_bytes.min(BACKLOG_CLEAR);
+            }
+            sub.read_queued(&mut batch.frames, budget, backlog_ms)
         };
         match state {
             Read::Frames(_) => {
@@ -127,7 +157,7 @@ where
                     .write_to(w, ctx.viewer_limits().slow_timeout, &client.kick)
                     .await
                 {
-                    Ok(()) => {}
+                    Ok(blocked) => congested |= blocked,
                     // A kick during a stalled write: the tag is cut short, so no clean end.
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
                         stream.stats.kicked.fetch_add(1, Ordering::Relaxed);
@@ -181,6 +211,52 @@ where
                     Some(Err(e)) => return CloseReason::from_io(&e),
                 }
             }
+        }
+    }
+}
+
+/// How fast a congested viewer drains its socket, to turn the bytes queued in it into time.
+struct Drain {
+    /// Start of the measuring window, bytes written and bytes queued then.
+    since: Instant,
+    written: u64,
+    queued: usize,
+    /// Bytes/s measured over the last window (0 until one has run).
+    rate: u64,
+}
+
+impl Drain {
+    /// Shortest window a rate is measured over; windows restart after the longest.
+    const MIN_WINDOW: Duration = Duration::from_millis(200);
+    const MAX_WINDOW: Duration = Duration::from_secs(2);
+
+    fn new(written: u64, queued: usize) -> Self {
+        Drain {
+            since: Instant::now(),
+            written,
+            queued,
+            rate: 0,
+        }
+    }
+
+    /// How long the viewer will take to take `queued` bytes (0 while unknown), given `written`
+    /// bytes written in total.
+    fn backlog_ms(&mut self, written: u64, queued: usize) -> i64 {
+        let elapsed = self.since.elapsed();
+        if elapsed >= Self::MIN_WINDOW {
+            let drained =
+                (written - self.written + self.queued as u64).saturating_sub(queued as u64);
+            self.rate = (drained as u128 * 1000 / elapsed.as_millis()) as u64;
+            if elapsed >= Self::MAX_WINDOW {
+                *self = Drain {
+                    rate: self.rate,
+                    ..Drain::new(written, queued)
+                };
+            }
+        }
+        match self.rate {
+            0 => 0,
+            rate => (queued as u64 * 1000 / rate) as i64,
         }
     }
 }

@@ -224,6 +224,28 @@ pub struct Capture {
     pub first_video_frame: Option<Duration>,
     /// The stream ended cleanly (chunked terminator / WebSocket close frame).
     pub clean_end: bool,
+    /// (FLV bytes received so far, instant): one entry per read that completed FLV bytes.
+    pub arrivals: Vec<(usize, Instant)>,
+}
+
+impl Capture {
+    /// When the FLV byte at `offset` had arrived.
+    pub fn arrival(&self, offset: usize) -> Instant {
+        let i = self.arrivals.partition_point(|&(n, _)| n <= offset);
+        self.arrivals[i.min(self.arrivals.len() - 1)].1
+    }
+
+    /// Each complete tag's type, body and end offset in `flv`, in order.
+    pub fn tags_with_ends(&self) -> Vec<(sluice_flv::Tag, usize)> {
+        let (_, tags) = tags(&self.flv);
+        let mut pos = 13;
+        tags.into_iter()
+            .map(|t| {
+                pos += 11 + t.body.len() + 4;
+                (t, pos)
+            })
+            .collect()
+    }
 }
 
 fn first_video_frame_end(flv: &[u8]) -> Option<usize> {
@@ -267,6 +289,7 @@ pub fn http_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
     let mut flv = Vec::new();
     let mut first = None;
     let mut clean_end = false;
+    let mut arrivals = Vec::new();
     let mut parse_pos = 0;
     let mut buf = vec![0u8; 65536];
     while start.elapsed() < timeout {
@@ -307,6 +330,9 @@ pub fn http_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
             flv.extend_from_slice(&rest[i + 2..i + 2 + len]);
             parse_pos += i + 2 + len + 2;
         }
+        if arrivals.last().is_none_or(|&(n, _)| n < flv.len()) {
+            arrivals.push((flv.len(), Instant::now()));
+        }
         if first.is_none() && first_video_frame_end(&flv).is_some() {
             first = Some(start.elapsed());
         }
@@ -320,6 +346,7 @@ pub fn http_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
         head: head.unwrap_or_default(),
         first_video_frame: first,
         clean_end,
+        arrivals,
     }
 }
 
@@ -338,6 +365,7 @@ pub fn ws_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
     let mut pos = 0;
     let mut flv = Vec::new();
     let mut first = None;
+    let mut arrivals = Vec::new();
     let mut clean_end = false;
     let mut buf = vec![0u8; 65536];
     while start.elapsed() < timeout && !clean_end {
@@ -385,6 +413,9 @@ pub fn ws_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
             }
             pos += hl + len;
         }
+        if arrivals.last().is_none_or(|&(n, _)| n < flv.len()) {
+            arrivals.push((flv.len(), Instant::now()));
+        }
         if first.is_none() && first_video_frame_end(&flv).is_some() {
             first = Some(start.elapsed());
         }
@@ -394,6 +425,7 @@ pub fn ws_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
         head: head.unwrap_or_default(),
         first_video_frame: first,
         clean_end,
+        arrivals,
     }
 }
 

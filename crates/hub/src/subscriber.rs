@@ -141,6 +141,19 @@ impl Subscriber {
     /// Appends what is ready to `out` (within `budget`), skipping forward by whole GOPs when the
     /// viewer is behind the ring or more than `max_lag` behind live.
     pub fn read(&mut self, out: &mut Vec<Delivery>, budget: Budget) -> Read {
+        self.read_queued(out, budget, 0)
+    }
+
+    /// [`Subscriber::read`] for a viewer whose socket still holds data the peer has not taken:
+    /// `backlog_ms` is how long the peer will take to drain it, so the next frame written reaches
+    /// the viewer that much later. It counts towards the lag: without it a congested socket hides
+    /// its backlog from the skip decision and the viewer drifts past `max_lag`.
+    pub fn read_queued(
+        &mut self,
+        out: &mut Vec<Delivery>,
+        budget: Budget,
+        backlog_ms: i64,
+    ) -> Read {
         let s = self.stream.read();
         let max_lag = self.stream.config.max_lag.as_millis() as i64;
         let next = s.ring.next_seq();
@@ -149,7 +162,7 @@ impl Subscriber {
         let behind_ring = self.cursor < s.ring.first_seq();
         let lagging = !behind_ring
             && match (s.ring.get(self.cursor), s.ring.newest()) {
-                (Some(at), Some(newest)) => newest.frame.dts - at.frame.dts > max_lag,
+                (Some(at), Some(newest)) => newest.frame.dts - at.frame.dts + backlog_ms > max_lag,
                 _ => false,
             };
         if behind_ring || lagging {
