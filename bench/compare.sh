@@ -14,7 +14,7 @@
 #   S5  1 000 RTMP-play viewers, 20 s
 #   MW  S1 with sluice's egress merge window at 350 ms, next to nginx-rtmp
 #
-# Env: SCENARIOS, S1_SWEEP, SCALE (divide every viewer count by this, for smoke runs; 1),
+# Env: SCENARIOS, S1_SWEEP, WARMUP (seconds before the first viewer, 6), SCALE (divide every viewer count by this, for smoke runs; 1),
 #      DURATION (override every scenario's duration, for smoke runs), PEERS_DIR
 #      (/work/shared/peers), PEERS_HOME (peer state, default $HOME/.cache/sluice-bench-peers),
 #      CARGO_TARGET_DIR (target), BASE_PORT (19500; uses BASE_PORT..BASE_PORT+8),
@@ -24,7 +24,7 @@
 #      the run is a smoke run: the report is written to the results folder only, marked as such
 #      (docs/ is left alone).
 # Full run (all scenarios, default settings) on a 2-core machine: ≈20 min without xiu, ≈25 min
-# with it (sum of the windows ≈13 min plus ≈11 s per run for start, warm-up, drain and stop).
+# with it (sum of the windows ≈13 min plus ≈15 s per run for start, warm-up, drain and stop).
 # Peers are installed (nginx-rtmp: apt; NMS: npm ci) when missing; xiu is skipped unless already
 # installed in $PEERS_HOME/xiu (its build takes ~9 min: run peers/xiu/install.sh first).
 # nginx-rtmp is started through bench/nginx-wrap.sh, which raises the peer config's
@@ -33,6 +33,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 cd "$ROOT"
 SCENARIOS="${SCENARIOS:-S1 S2 S3 S4 S5 MW}"
+# Seconds of publishing before the first viewer; the RSS baseline is taken at its end. Longer
+# than sluice's ring (hub.ring_max_duration_ms, 4 s) so that caches filling up (ours, NMS's and
+# xiu's GOP caches) are in the baseline and not charged to the viewers.
+WARMUP="${WARMUP:-6}"
 S1_SWEEP="${S1_SWEEP:-250 500 1000}"
 SCALE="${SCALE:-1}"
 DURATION_OVERRIDE="${DURATION:-}"
@@ -171,7 +175,7 @@ bench() {
   if [ "$rc" != 0 ]; then echo "$scen $run: server did not start" >&2; cleanup; return 0; fi
   sleep 1
   local cmd=("$BENCH" --publish-url "$PUB" --play-url "$PLAY" --server-pid "$SERVER_PID"
-             --json "$OUT/$scen/$file.json" "$@")
+             --warmup "$WARMUP" --json "$OUT/$scen/$file.json" "$@")
   echo "== $scen $file: ${cmd[*]}" >&2
   CMDS+=("$scen $file: ${cmd[*]/#$CARGO_TARGET_DIR/target}")
   "${cmd[@]}" > "$OUT/$scen/$file.txt" 2>&1 || echo "$scen $file: sluice-bench failed" >> "$OUT/$scen/$file.txt"
