@@ -193,7 +193,7 @@ impl Default for HubSection {
             publish_takeover: false,
             max_ts_jump_back_ms: 1000,
             max_ts_jump_forward_ms: 5000,
-            max_audio_hold_ms: 50,
+            max_audio_hold_ms: 150,
             max_viewers_per_stream: 100_000,
             max_streams: 10_000,
         }

@@ -34,9 +34,10 @@ pub struct HubConfig {
     pub max_ts_jump_back: Duration,
     /// See [`HubConfig::max_ts_jump_back`] (default 5 s).
     pub max_ts_jump_forward: Duration,
-    /// Audio frames of a stream with video wake viewers only when they have waited this long;
-    /// otherwise they go out with the next video frame, halving wake-ups and writes (default
-    /// 50 ms; 0 wakes viewers on every frame).
+    /// Audio frames of a stream with video wake viewers only when they have waited about one
+    /// video frame interval (measured; interval + 25 %), and never longer than this; otherwise
+    /// they go out with the next video frame, halving wake-ups and writes (default 150 ms, i.e.
+    /// 50 ms at 25 fps and 125 ms at 10 fps; 0 wakes viewers on every frame).
     pub max_audio_hold: Duration,
     /// Maximum viewers per stream (default 100,000).
     pub max_viewers_per_stream: usize,
@@ -59,7 +60,7 @@ impl Default for HubConfig {
             publish_takeover: false,
             max_ts_jump_back: Duration::from_secs(1),
             max_ts_jump_forward: Duration::from_secs(5),
-            max_audio_hold: Duration::from_millis(50),
+            max_audio_hold: Duration::from_millis(150),
             max_viewers_per_stream: 100_000,
             max_streams: 10_000,
         }

@@ -74,6 +74,8 @@ pub(crate) struct State {
     pub has_audio: bool,
     /// When viewers were last woken for new frames.
     pub last_wake: Option<Instant>,
+    /// The publisher's video frame pace, which bounds how long audio waits for video.
+    pub video_pace: VideoPace,
     pub video_codec: Option<Codec>,
     pub audio_codec: Option<Codec>,
 }
@@ -126,6 +128,7 @@ impl Stream {
                 has_video: false,
                 has_audio: false,
                 last_wake: None,
+                video_pace: VideoPace::default(),
                 video_codec: None,
                 audio_codec: None,
             }),
@@ -230,6 +233,7 @@ impl Stream {
                     } else if frame.is_video_info() {
                         s.video_info = Some(frame.clone());
                     } else {
+                        s.video_pace.on_frame(now);
                         self.stats.video_frames_in.fetch_add(1, Ordering::Relaxed);
                         if frame.keyframe {
                             self.stats.keyframes_in.fetch_add(1, Ordering::Relaxed);
@@ -252,8 +256,9 @@ impl Stream {
             }
             // Audio between video frames rides along with the next one: one wake-up (and one
             // write per viewer) per video frame instead of per frame, unless audio has waited
-            // `max_audio_hold` or the stream has no video.
-            let hold = self.config.max_audio_hold;
+            // longer than a video frame interval usually takes (at most `max_audio_hold`) or
+            // the stream has no video.
+            let hold = s.video_pace.audio_hold(self.config.max_audio_hold);
             let wake = frame.track != Track::Audio
                 || frame.seq_header
                 || !s.has_video
@@ -395,5 +400,79 @@ impl Stream {
         drop(s);
         self.wake_viewers();
         self.publisher_notify.notify_waiters();
+    }
+}
+
+/// Running estimate of the interval between a publisher's video frames (arrival times).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VideoPace {
+    last: Option<Instant>,
+    /// Smoothed interval (1/8 weight per new frame); zero until two frames arrived.
+    gap: Duration,
+}
+
+impl VideoPace {
+    /// Gaps longer than this (a pause, a stall) are not part of the pace.
+    const MAX_GAP: Duration = Duration::from_secs(1);
+
+    pub fn on_frame(&mut self, now: Instant) {
+        if let Some(last) = self.last {
+            let gap = now.saturating_duration_since(last);
+            if gap <= Self::MAX_GAP {
+                self.gap = if self.gap.is_zero() {
+                    gap
+                } else {
+                    (self.gap * 7 + gap) / 8
+                };
+            }
+        }
+        self.last = Some(now);
+    }
+
+    /// How long audio may wait for the next video frame: a usual video interval plus a quarter
+    /// for jitter, at most `max` (and `max` while the pace is unknown). At 25 fps that is 50 ms,
+    /// at 10 fps 125 ms: audio goes out with the next video frame while video keeps its pace.
+    pub fn audio_hold(&self, max: Duration) -> Duration {
+        if self.gap.is_zero() {
+            max
+        } else {
+            (self.gap + self.gap / 4).min(max)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: Duration = Duration::from_millis(150);
+
+    fn paced(fps: u64, frames: u64) -> VideoPace {
+        let t0 = Instant::now();
+        let mut p = VideoPace::default();
+        for i in 0..frames {
+            p.on_frame(t0 + Duration::from_millis(i * 1000 / fps));
+        }
+        p
+    }
+
+    #[test]
+    fn audio_waits_one_video_interval_plus_jitter_at_most_max() {
+        assert_eq!(VideoPace::default().audio_hold(MAX), MAX, "pace unknown");
+        assert_eq!(paced(25, 50).audio_hold(MAX), Duration::from_millis(50));
+        assert_eq!(paced(10, 50).audio_hold(MAX), Duration::from_millis(125));
+        assert_eq!(paced(2, 50).audio_hold(MAX), MAX);
+    }
+
+    #[test]
+    fn pauses_do_not_count_towards_the_pace() {
+        let t0 = Instant::now();
+        let mut p = VideoPace::default();
+        for i in 0..20 {
+            p.on_frame(t0 + Duration::from_millis(i * 40));
+        }
+        // A 5 s pause, then the pace resumes.
+        p.on_frame(t0 + Duration::from_millis(19 * 40 + 5000));
+        assert_eq!(p.audio_hold(MAX), Duration::from_millis(50));
     }
 }
