@@ -203,7 +203,7 @@ impl Default for HubSection {
 impl Default for EgressConfig {
     fn default() -> Self {
         EgressConfig {
-            merge_max_bytes: 256 << 10,
+            merge_max_bytes: 64 << 10,
             merge_max_frames: 64,
             merge_ms: 0,
             send_buffer_bytes: 32 << 10,

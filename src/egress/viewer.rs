@@ -46,9 +46,19 @@ pub struct ViewerTotals {
     pub writes: u64,
 }
 
-/// A congested viewer stays congested (its socket backlog is measured before each read) until
-/// its socket holds less than this.
+/// A viewer whose write found its socket full is congested: its socket backlog is measured
+/// before each read, and it stays congested until the backlog drains within `CLEAR_MS` (or, while
+/// its drain rate is unknown, until fewer than `BACKLOG_CLEAR` bytes are queued) and its cursor is
+/// within `CLEAR_LAG_MS` of live.
 const BACKLOG_CLEAR: usize = 16 * 1024;
+const CLEAR_MS: i64 = 100;
+const CLEAR_LAG_MS: i64 = 1000;
+/// A congested viewer is written to only while its socket would drain within this: the rest of
+/// its backlog stays in the ring, where a skip can drop it, instead of in the kernel, where
+/// nothing can (a 64 KiB socket buffer is 2 s of lag at 30 kB/s).
+const PACE_MS: i64 = 250;
+/// Batch size for a congested viewer (at least one frame is always taken).
+const CONGESTED_BATCH: usize = 4 * 1024;
 
 /// Runs a viewer until the stream ends, the viewer leaves, or it is cut off (slow, or kicked
 /// through `client`, whose byte count it keeps). `fd` is the viewer's socket, whose backlog a
@@ -110,10 +120,15 @@ where
         } else {
             let backlog_ms = if congested {
                 let queued = crate::server::socket_backlog(fd);
-                congested = queued >= BACKLOG_CLEAR;
-                let ms = drain
-                    .get_or_insert_with(|| Drain::new(totals.bytes, queued))
-                    .backlog_ms(totals.bytes, queued);
+                let d = drain.get_or_insert_with(|| Drain::new(totals.bytes, queued));
+                let ms = d.backlog_ms(totals.bytes, queued);
+                // It stays congested while it is behind in the ring too: cleared, it would be
+                // sent everything it is behind by in one full-size batch.
+                congested = if d.rate == 0 {
+                    queued >= BACKLOG_CLEAR
+                } else {
+                    ms >= CLEAR_MS
+                } || sub.lag_ms() >= CLEAR_LAG_MS;
                 if !congested {
                     drain = None;
                 }
@@ -121,12 +136,20 @@ where
             } else {
                 0
             };
+            if backlog_ms > PACE_MS {
+                // Pace the viewer to its drain rate. A viewer that stops reading altogether
+                // has a drain rate of 0 within 2 s, is written to, blocks and meets the stall
+                // timer as before; kicks and shutdown are seen at the top of the loop.
+                let wait = Duration::from_millis((backlog_ms - PACE_MS).min(200) as u64);
+                Box::pin(tokio::time::sleep(wait)).await;
+                continue;
+            }
             let mut budget = ctx.viewer_limits().budget;
             if congested {
                 // Small batches for a viewer that is not keeping up: a batch, once started, is
                 // written out whole (tags cannot be cut), so its size is lag the hub can no
-                // longer skip. At least one frame is always taken.
-                budget.max_bytes = budget.max_bytes.min(BACKLOG_CLEAR);
+                // longer skip.
+                budget.max_bytes = budget.max_bytes.min(CONGESTED_BATCH);
             }
             sub.read_queued(&mut batch.frames, budget, backlog_ms)
         };
