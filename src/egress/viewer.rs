@@ -140,6 +140,7 @@ where
                 // Pace the viewer to its drain rate. A viewer that stops reading altogether
                 // has a drain rate of 0 within 2 s, is written to, blocks and meets the stall
                 // timer as before; kicks and shutdown are seen at the top of the loop.
+                sub.skip_if_lagging(backlog_ms);
                 let wait = Duration::from_millis((backlog_ms - PACE_MS).min(200) as u64);
                 Box::pin(tokio::time::sleep(wait)).await;
                 continue;

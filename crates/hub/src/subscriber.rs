@@ -154,34 +154,13 @@ impl Subscriber {
         budget: Budget,
         backlog_ms: i64,
     ) -> Read {
-        let s = self.stream.read();
-        let max_lag = self.stream.config.max_lag.as_millis() as i64;
-        let next = s.ring.next_seq();
-
-        // Behind the ring, or too far behind live: jump to the newest keyframe.
-        let behind_ring = self.cursor < s.ring.first_seq();
-        let lagging = !behind_ring
-            && match (s.ring.get(self.cursor), s.ring.newest()) {
-                (Some(at), Some(newest)) => newest.frame.dts - at.frame.dts + backlog_ms > max_lag,
-                _ => false,
-            };
-        if behind_ring || lagging {
-            let target = match s.ring.newest_keyframe() {
-                // The keyframe is always ahead of a cursor that fell out of the ring.
-                Some(k) if k > self.cursor || behind_ring => Some((k, false)),
-                None if behind_ring => Some((next, s.has_video)),
-                // Lagging inside the newest GOP: nothing whole to skip.
-                _ => None,
-            };
-            if let Some((seq, need_keyframe)) = target {
-                self.cursor = seq;
-                self.need_keyframe = need_keyframe;
-                self.skips += 1;
-                self.stream.stats.skips.fetch_add(1, Ordering::Relaxed);
-                self.preamble = true;
-                self.clock.rebase = true;
-            }
+        let mut s = self.stream.read();
+        if let Some(target) = self.skip_target(&s, backlog_ms) {
+            drop(s);
+            self.jump(target);
+            s = self.stream.read();
         }
+        let next = s.ring.next_seq();
 
         let start_len = out.len();
         let mut bytes = 0usize;
@@ -232,6 +211,48 @@ impl Subscriber {
         } else {
             Read::Empty
         }
+    }
+
+    /// Applies the skip rule of [`Subscriber::read_queued`] without reading: for a viewer that
+    /// is waiting for its socket to drain, so the frames it is sent next are already the newer
+    /// GOP's.
+    pub fn skip_if_lagging(&mut self, backlog_ms: i64) {
+        let target = self.skip_target(&self.stream.read(), backlog_ms);
+        if let Some(target) = target {
+            self.jump(target);
+        }
+    }
+
+    /// Where to jump when the viewer is behind the ring, or too far behind live (counting
+    /// `backlog_ms` still to drain from its socket): the newest keyframe, and whether video must
+    /// wait for a keyframe there.
+    fn skip_target(&self, s: &State, backlog_ms: i64) -> Option<(u64, bool)> {
+        let max_lag = self.stream.config.max_lag.as_millis() as i64;
+        let behind_ring = self.cursor < s.ring.first_seq();
+        let lagging = !behind_ring
+            && match (s.ring.get(self.cursor), s.ring.newest()) {
+                (Some(at), Some(newest)) => newest.frame.dts - at.frame.dts + backlog_ms > max_lag,
+                _ => false,
+            };
+        if !(behind_ring || lagging) {
+            return None;
+        }
+        match s.ring.newest_keyframe() {
+            // The keyframe is always ahead of a cursor that fell out of the ring.
+            Some(k) if k > self.cursor || behind_ring => Some((k, false)),
+            None if behind_ring => Some((s.ring.next_seq(), s.has_video)),
+            // Lagging inside the newest GOP: nothing whole to skip.
+            _ => None,
+        }
+    }
+
+    fn jump(&mut self, (seq, need_keyframe): (u64, bool)) {
+        self.cursor = seq;
+        self.need_keyframe = need_keyframe;
+        self.skips += 1;
+        self.stream.stats.skips.fetch_add(1, Ordering::Relaxed);
+        self.preamble = true;
+        self.clock.rebase = true;
     }
 
     /// Frames delivered so far.
