@@ -472,6 +472,49 @@ fn read_track(
     ))
 }
 
+/// The Multitrack part of an ExVideoTagHeader / ExAudioTagHeader, read up to its first track.
+struct Multitrack {
+    layout: AvMultitrackType,
+    /// The raw packet type all tracks share; the caller maps it to its enum.
+    packet_type: u8,
+    /// The first track, which the header reports.
+    first: TrackEntry,
+    tracks_offset: usize,
+    /// The first track's data for OneTrack, else `tracks_offset`.
+    data_offset: usize,
+}
+
+/// Reads the multitrack byte, the shared FourCC (all layouts but ManyTracksManyCodecs) and the
+/// first track, with `c` just past the packet type that said Multitrack.
+fn read_multitrack(c: &mut Cursor<'_>, video: bool) -> Result<Multitrack, BodyError> {
+    let what = c.what;
+    let b = c.u8()?;
+    let layout = AvMultitrackType::from_u8(b >> 4, what)?;
+    let packet_type = b & 0x0f;
+    // Neither Multitrack nor ModEx may be nested. Video refuses all of 6..=15 here; audio only
+    // 5 and 7, the rest of its reserved types fail after the first track is read.
+    if (video && packet_type >= 6) || (!video && matches!(packet_type, 5 | 7)) {
+        return Err(BodyError::ReservedPacketType { what, packet_type });
+    }
+    let shared = match layout {
+        AvMultitrackType::ManyTracksManyCodecs => None,
+        _ => Some(c.u32()?),
+    };
+    let tracks_offset = c.pos;
+    let (first, _) = read_track(c.body, c.pos, what, video, layout, packet_type, shared)?;
+    let data_offset = match layout {
+        AvMultitrackType::OneTrack => first.data.start,
+        _ => tracks_offset,
+    };
+    Ok(Multitrack {
+        layout,
+        packet_type,
+        first,
+        tracks_offset,
+        data_offset,
+    })
+}
+
 /// The tracks of a video (`video = true`) or audio body whose header was parsed into
 /// `tracks_offset`, `multitrack`, packet type and FourCC. Single-track bodies yield one entry
 /// spanning `data_offset..`. Costs nothing until iterated; each step reads a few bytes.
@@ -592,27 +635,15 @@ pub fn parse_video_header(body: &[u8]) -> Result<VideoHeader, BodyError> {
     }
     let mut packet_type = raw;
     if raw == 6 {
-        let b = c.u8()?;
-        let mt = AvMultitrackType::from_u8(b >> 4, what)?;
-        packet_type = b & 0x0f;
-        if packet_type >= 6 {
-            return Err(BodyError::ReservedPacketType { what, packet_type });
-        }
-        h.multitrack = Some(mt);
-        if mt != AvMultitrackType::ManyTracksManyCodecs {
-            h.fourcc = Some(c.u32()?);
-        }
-        h.tracks_offset = c.pos;
-        let (first_track, _) = read_track(body, c.pos, what, true, mt, packet_type, h.fourcc)?;
-        h.fourcc = first_track.fourcc;
-        h.codec = first_track.codec;
-        h.track_id = Some(first_track.track_id);
-        h.cts = first_track.cts;
-        h.data_offset = if mt == AvMultitrackType::OneTrack {
-            first_track.data.start
-        } else {
-            h.tracks_offset
-        };
+        let m = read_multitrack(&mut c, true)?;
+        packet_type = m.packet_type;
+        h.multitrack = Some(m.layout);
+        h.fourcc = m.first.fourcc;
+        h.codec = m.first.codec;
+        h.track_id = Some(m.first.track_id);
+        h.cts = m.first.cts;
+        h.data_offset = m.data_offset;
+        h.tracks_offset = m.tracks_offset;
     } else {
         let cc = c.u32()?;
         h.fourcc = Some(cc);
@@ -748,27 +779,14 @@ pub fn parse_audio_header(body: &[u8]) -> Result<AudioHeader, BodyError> {
             let (mut packet_type, nano) = c.mod_ex(first & 0x0f)?;
             h.timestamp_offset_nano = nano;
             if packet_type == 5 {
-                let b = c.u8()?;
-                let mt = AvMultitrackType::from_u8(b >> 4, what)?;
-                packet_type = b & 0x0f;
-                if matches!(packet_type, 5 | 7) {
-                    return Err(BodyError::ReservedPacketType { what, packet_type });
-                }
-                h.multitrack = Some(mt);
-                if mt != AvMultitrackType::ManyTracksManyCodecs {
-                    h.fourcc = Some(c.u32()?);
-                }
-                h.tracks_offset = c.pos;
-                let (first_track, _) =
-                    read_track(body, c.pos, what, false, mt, packet_type, h.fourcc)?;
-                h.fourcc = first_track.fourcc;
-                h.codec = first_track.codec;
-                h.track_id = Some(first_track.track_id);
-                h.data_offset = if mt == AvMultitrackType::OneTrack {
-                    first_track.data.start
-                } else {
-                    h.tracks_offset
-                };
+                let m = read_multitrack(&mut c, false)?;
+                packet_type = m.packet_type;
+                h.multitrack = Some(m.layout);
+                h.fourcc = m.first.fourcc;
+                h.codec = m.first.codec;
+                h.track_id = Some(m.first.track_id);
+                h.data_offset = m.data_offset;
+                h.tracks_offset = m.tracks_offset;
             } else {
                 let cc = c.u32()?;
                 h.fourcc = Some(cc);
@@ -1126,6 +1144,30 @@ mod tests {
         assert!(matches!(
             parse_audio_header(&ex(0x93, &[b"mp4a"])),
             Err(BodyError::ReservedPacketType { packet_type: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn multitrack_inner_reserved_types_video_early_audio_after_first_track() {
+        // Video refuses 6..=15 before the FourCC, audio only its own Multitrack (5) and ModEx.
+        for (body, packet_type) in [(&[0x96, 0x08][..], 8), (&[0x96, 0x07], 7)] {
+            assert!(matches!(
+                parse_video_header(body),
+                Err(BodyError::ReservedPacketType { packet_type: p, .. }) if p == packet_type
+            ));
+        }
+        assert!(matches!(
+            parse_audio_header(&[0x95, 0x07]),
+            Err(BodyError::ReservedPacketType { packet_type: 7, .. })
+        ));
+        // Audio's other reserved types fail only once the first track has been read.
+        assert!(matches!(
+            parse_audio_header(&[0x95, 0x08]),
+            Err(BodyError::Truncated { what: "audio", .. })
+        ));
+        assert!(matches!(
+            parse_audio_header(&ex(0x95, &[&[0x06], b"mp4a", &[0, 0xaa]])),
+            Err(BodyError::ReservedPacketType { packet_type: 6, .. })
         ));
     }
 
