@@ -3,7 +3,7 @@
 //! connection counters below — so nothing on the media path does more than an atomic add.
 //! Per-stream series are rendered from the live streams only, so label sets go away with them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -12,6 +12,7 @@ use std::time::Instant;
 use sluice_hub::Hub;
 
 use crate::clients::Role;
+use crate::close::CloseReason;
 use crate::server::Ctx;
 
 /// Bytes allocated and resident as the global allocator reports them.
@@ -30,14 +31,17 @@ pub fn set_allocator_stats(f: fn() -> Option<AllocatorStats>) {
     let _ = ALLOCATOR_STATS.set(f);
 }
 
-/// Connection counters of the process (per close, not per frame).
+/// Connection counters of the process, bumped once per accept or close (never per frame): what
+/// `/metrics` exports by listener and reason, and the per-reason totals tests and operators read.
 #[derive(Default)]
 pub struct ConnCounters {
     /// Accepted connections: [rtmp, http].
     accepted: [AtomicU64; 2],
-    /// Closed connections by (listener, reason label). Both are static strings from a fixed set,
-    /// so the map stays small.
-    closed: Mutex<HashMap<(&'static str, &'static str), u64>>,
+    /// Accepted connections closed, by listener and reason.
+    closed: ByListenerReason,
+    /// Connections refused at accept by a connection cap, by listener and reason. They were
+    /// never accepted, so `/metrics` leaves them out; [`ConnCounters::close_totals`] counts them.
+    refused: ByListenerReason,
 }
 
 /// The listener labels.
@@ -49,17 +53,56 @@ impl ConnCounters {
         self.accepted[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a closed connection.
-    pub fn closed(&self, listener: &'static str, reason: &'static str) {
-        let mut m = self.closed.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry((listener, reason)).or_insert(0) += 1;
+    /// Counts a connection on listener `i` refused at accept.
+    pub fn refused(&self, i: usize, reason: &CloseReason) {
+        self.refused.add(i, reason);
     }
 
-    fn closed_snapshot(&self) -> Vec<((&'static str, &'static str), u64)> {
-        let m = self.closed.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
-        v.sort();
-        v
+    /// Counts an accepted connection on listener `i` that closed.
+    pub fn closed(&self, i: usize, reason: &CloseReason) {
+        self.closed.add(i, reason);
+    }
+
+    /// Closed and refused connections per reason, summed over the listeners.
+    pub fn close_totals(&self) -> CloseTotals {
+        let mut t = CloseTotals::default();
+        for ((_, reason), n) in self
+            .closed
+            .snapshot()
+            .into_iter()
+            .chain(self.refused.snapshot())
+        {
+            *t.0.entry(reason).or_insert(0) += n;
+        }
+        t
+    }
+}
+
+/// Counts by (listener, [`CloseReason::label`]). Both come from fixed sets, so the map stays
+/// small; it iterates sorted, which is the order `/metrics` lists them in.
+#[derive(Default)]
+struct ByListenerReason(Mutex<BTreeMap<(&'static str, &'static str), u64>>);
+
+impl ByListenerReason {
+    fn add(&self, listener: usize, reason: &CloseReason) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((LISTENERS[listener], reason.label())).or_insert(0) += 1;
+    }
+
+    fn snapshot(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
+
+/// Connections closed or refused per [`CloseReason::label`], at one moment (for tests and logs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloseTotals(BTreeMap<&'static str, u64>);
+
+impl CloseTotals {
+    /// Connections closed or refused with reason `label` (0 if none).
+    pub fn get(&self, label: &str) -> u64 {
+        self.0.get(label).copied().unwrap_or(0)
     }
 }
 
@@ -167,23 +210,41 @@ pub fn split_key(key: &str) -> (&str, &str) {
 struct Out(String);
 
 impl Out {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    /// Writes a family's HELP and TYPE lines; its samples follow through the returned writer.
+    fn family<'a>(&'a mut self, name: &'a str, kind: &str, help: &str) -> Family<'a> {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        Family {
+            out: &mut self.0,
+            name,
+        }
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        self.0.push_str(name);
+    /// A family with one sample and no labels.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help).sample(&[], value);
+    }
+}
+
+/// The samples of the family just started.
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'a str,
+}
+
+impl Family<'_> {
+    fn sample(&mut self, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.out.push_str(self.name);
         if !labels.is_empty() {
-            self.0.push('{');
+            self.out.push('{');
             for (i, (k, v)) in labels.iter().enumerate() {
                 if i > 0 {
-                    self.0.push(',');
+                    self.out.push(',');
                 }
-                let _ = write!(self.0, "{k}=\"{}\"", esc(v));
+                let _ = write!(self.out, "{k}=\"{}\"", esc(v));
             }
-            self.0.push('}');
+            self.out.push('}');
         }
-        let _ = writeln!(self.0, " {value}");
+        let _ = writeln!(self.out, " {value}");
     }
 }
 
@@ -204,7 +265,7 @@ struct StreamRow {
     kicked: u64,
     trips: u64,
     ts_jumps: u64,
-    viewers: HashMap<&'static str, u64>,
+    viewers: BTreeMap<&'static str, u64>,
 }
 
 /// Renders the whole exposition.
@@ -214,7 +275,7 @@ pub fn render(ctx: &Ctx) -> String {
     let streams = ctx.hub.streams();
 
     // Connections by protocol and role.
-    let mut by_role: HashMap<(&'static str, &'static str), u64> = HashMap::new();
+    let mut by_role: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
     for p in ["rtmp", "http-flv", "ws-flv"] {
         for r in [Role::Publisher, Role::Viewer] {
             if p == "rtmp" || r == Role::Viewer {
@@ -225,84 +286,39 @@ pub fn render(ctx: &Ctx) -> String {
     for c in &clients {
         *by_role.entry((c.protocol, c.role.label())).or_insert(0) += 1;
     }
-    let mut by_role: Vec<_> = by_role.into_iter().collect();
-    by_role.sort();
-    o.family(
-        "sluice_connections",
-        "gauge",
-        "Publishers and viewers connected, by protocol and role.",
-    );
+    let help = "Publishers and viewers connected, by protocol and role.";
+    let mut f = o.family("sluice_connections", "gauge", help);
     for ((p, r), n) in by_role {
-        o.sample("sluice_connections", &[("protocol", p), ("role", r)], n);
+        f.sample(&[("protocol", p), ("role", r)], n);
     }
-    o.family(
-        "sluice_open_sockets",
-        "gauge",
-        "Open TCP connections on all listeners (including handshakes and API requests).",
-    );
-    o.sample(
-        "sluice_open_sockets",
-        &[],
-        ctx.connections.load(Ordering::Relaxed),
-    );
-    o.family(
-        "sluice_connections_accepted_total",
-        "counter",
-        "TCP connections accepted, by listener.",
-    );
-    for (i, l) in LISTENERS.iter().enumerate() {
-        o.sample(
-            "sluice_connections_accepted_total",
-            &[("protocol", l)],
-            ctx.conn_counters.accepted[i].load(Ordering::Relaxed),
-        );
+    let help = "Open TCP connections on all listeners (including handshakes and API requests).";
+    let open = ctx.connections.load(Ordering::Relaxed);
+    o.single("sluice_open_sockets", "gauge", help, open);
+    let help = "TCP connections accepted, by listener.";
+    let mut f = o.family("sluice_connections_accepted_total", "counter", help);
+    for (l, n) in LISTENERS.iter().zip(&ctx.conn_counters.accepted) {
+        f.sample(&[("protocol", l)], n.load(Ordering::Relaxed));
     }
-    o.family(
-        "sluice_connections_closed_total",
-        "counter",
-        "TCP connections closed, by listener and close reason.",
-    );
-    for ((l, r), n) in ctx.conn_counters.closed_snapshot() {
-        o.sample(
-            "sluice_connections_closed_total",
-            &[("protocol", l), ("reason", r)],
-            n,
-        );
+    let help = "TCP connections closed, by listener and close reason.";
+    let mut f = o.family("sluice_connections_closed_total", "counter", help);
+    for ((l, r), n) in ctx.conn_counters.closed.snapshot() {
+        f.sample(&[("protocol", l), ("reason", r)], n);
     }
     let (rx, tx) = ctx.clients.byte_totals();
-    o.family(
-        "sluice_received_bytes_total",
-        "counter",
-        "Bytes received from publishers.",
-    );
-    o.sample("sluice_received_bytes_total", &[], rx);
-    o.family(
-        "sluice_sent_bytes_total",
-        "counter",
-        "Bytes sent to viewers.",
-    );
-    o.sample("sluice_sent_bytes_total", &[], tx);
+    let help = "Bytes received from publishers.";
+    o.single("sluice_received_bytes_total", "counter", help, rx);
+    let help = "Bytes sent to viewers.";
+    o.single("sluice_sent_bytes_total", "counter", help, tx);
     if let Some(rss) = rss_bytes() {
-        o.family(
-            "sluice_process_resident_memory_bytes",
-            "gauge",
-            "Resident set size of the process.",
-        );
-        o.sample("sluice_process_resident_memory_bytes", &[], rss);
+        let help = "Resident set size of the process.";
+        o.single("sluice_process_resident_memory_bytes", "gauge", help, rss);
     }
     if let Some(a) = ALLOCATOR_STATS.get().and_then(|f| f()) {
-        o.family(
-            "sluice_allocator_allocated_bytes",
-            "gauge",
-            "Bytes allocated by the application (jemalloc stats.allocated).",
-        );
-        o.sample("sluice_allocator_allocated_bytes", &[], a.allocated);
-        o.family(
-            "sluice_allocator_resident_bytes",
-            "gauge",
-            "Bytes in physically resident allocator pages (jemalloc stats.resident).",
-        );
-        o.sample("sluice_allocator_resident_bytes", &[], a.resident);
+        let (allocated, resident) = (a.allocated, a.resident);
+        let help = "Bytes allocated by the application (jemalloc stats.allocated).";
+        o.single("sluice_allocator_allocated_bytes", "gauge", help, allocated);
+        let help = "Bytes in physically resident allocator pages (jemalloc stats.resident).";
+        o.single("sluice_allocator_resident_bytes", "gauge", help, resident);
     }
 
     // Per stream.
@@ -342,18 +358,10 @@ pub fn render(ctx: &Ctx) -> String {
             *r.viewers.entry(c.protocol).or_insert(0) += 1;
         }
     }
-    o.family("sluice_streams", "gauge", "Streams in the hub.");
-    o.sample("sluice_streams", &[], rows.len());
-    o.family(
-        "sluice_ring_bytes",
-        "gauge",
-        "Bytes held by all stream rings (frames and bookkeeping).",
-    );
-    o.sample(
-        "sluice_ring_bytes",
-        &[],
-        rows.iter().map(|r| r.ring_bytes).sum::<usize>(),
-    );
+    o.single("sluice_streams", "gauge", "Streams in the hub.", rows.len());
+    let help = "Bytes held by all stream rings (frames and bookkeeping).";
+    let ring_bytes: usize = rows.iter().map(|r| r.ring_bytes).sum();
+    o.single("sluice_ring_bytes", "gauge", help, ring_bytes);
 
     type Get = fn(&StreamRow) -> String;
     let per_stream: [(&str, &str, &str, Get); 12] = [
@@ -431,34 +439,25 @@ pub fn render(ctx: &Ctx) -> String {
         ),
     ];
     for (name, kind, help, get) in per_stream {
-        o.family(name, kind, help);
+        let mut f = o.family(name, kind, help);
         for r in &rows {
-            o.sample(name, &[("app", &r.app), ("stream", &r.stream)], get(r));
+            f.sample(&[("app", &r.app), ("stream", &r.stream)], get(r));
         }
     }
-    let name = "sluice_stream_viewers";
-    o.family(name, "gauge", "Viewers, by protocol.");
+    let mut f = o.family("sluice_stream_viewers", "gauge", "Viewers, by protocol.");
     for r in &rows {
-        let mut v: Vec<_> = r.viewers.iter().collect();
-        v.sort();
-        for (p, n) in v {
-            o.sample(
-                name,
+        for (p, n) in &r.viewers {
+            f.sample(
                 &[("app", &r.app), ("stream", &r.stream), ("protocol", p)],
                 n,
             );
         }
     }
-    let name = "sluice_stream_viewers_cut_off_total";
-    o.family(
-        name,
-        "counter",
-        "Viewers disconnected by the server, by reason.",
-    );
+    let help = "Viewers disconnected by the server, by reason.";
+    let mut f = o.family("sluice_stream_viewers_cut_off_total", "counter", help);
     for r in &rows {
         for (reason, n) in [("slow_viewer", r.slow), ("kicked", r.kicked)] {
-            o.sample(
-                name,
+            f.sample(
                 &[("app", &r.app), ("stream", &r.stream), ("reason", reason)],
                 n,
             );
@@ -476,6 +475,24 @@ mod tests {
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(split_key("live/cam"), ("live", "cam"));
         assert_eq!(split_key("a/b/c"), ("a/b", "c"));
+    }
+
+    #[test]
+    fn close_totals_sum_listeners_and_refusals() {
+        let c = ConnCounters::default();
+        c.closed(0, &CloseReason::Timeout("x"));
+        c.closed(1, &CloseReason::Limit("y".into()));
+        c.refused(1, &CloseReason::Limit("z".into()));
+        let t = c.close_totals();
+        assert_eq!(
+            (t.get("timeout"), t.get("limit_exceeded"), t.get("denied")),
+            (1, 2, 0)
+        );
+        // Refusals stay out of the closed series.
+        assert_eq!(
+            c.closed.snapshot(),
+            [(("http", "limit_exceeded"), 1), (("rtmp", "timeout"), 1)]
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::clients::Clients;
 use crate::close::CloseReason;
 use crate::config::Config;
 use crate::egress::viewer::ViewerLimits;
-use crate::limits::{CloseCounters, PerIp};
+use crate::limits::PerIp;
 use crate::metrics::{ConnCounters, Rates};
 
 /// What every connection task shares.
@@ -25,7 +25,7 @@ pub struct Ctx {
     pub connections: AtomicUsize,
     /// Live publishers and viewers (for the API, metrics and kicks).
     pub clients: Arc<Clients>,
-    /// Accepted and closed connections.
+    /// Accepted, refused and closed connections, by listener and reason.
     pub conn_counters: ConnCounters,
     /// Per-stream bitrate and frame rate.
     pub rates: Rates,
@@ -33,8 +33,6 @@ pub struct Ctx {
     pub started: std::time::Instant,
     /// Open connections per peer IP (`limits.max_connections_per_ip`).
     pub per_ip: PerIp,
-    /// Closed connections by reason.
-    pub closes: CloseCounters,
 }
 
 impl Ctx {
@@ -108,7 +106,6 @@ impl Server {
             rates: Rates::default(),
             started: std::time::Instant::now(),
             per_ip: PerIp::default(),
-            closes: CloseCounters::default(),
         });
         let rtmp_addr = rtmp.local_addr()?;
         let http_addr = http.local_addr()?;
@@ -201,7 +198,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
             Err(reason) => {
                 // Dropping the socket closes it; no task, no buffer.
                 tracing::warn!(%peer, reason = %reason, "connection refused");
-                ctx.closes.count(&reason);
+                ctx.conn_counters.refused(proto as usize, &reason);
                 continue;
             }
         };
@@ -214,24 +211,18 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
                 tokio::spawn(async move {
                     let _guard = guard;
                     let reason = crate::rtmp_conn::serve(sock, peer, ctx.clone()).await;
-                    count_close(&ctx, proto, &reason);
+                    ctx.conn_counters.closed(proto as usize, &reason);
                 });
             }
             Proto::Http => {
                 tokio::spawn(async move {
                     let _guard = guard;
                     let reason = crate::http::serve(sock, peer, ctx.clone()).await;
-                    count_close(&ctx, proto, &reason);
+                    ctx.conn_counters.closed(proto as usize, &reason);
                 });
             }
         }
     }
-}
-
-fn count_close(ctx: &Ctx, proto: Proto, reason: &CloseReason) {
-    ctx.closes.count(reason);
-    ctx.conn_counters
-        .closed(crate::metrics::LISTENERS[proto as usize], reason.label());
 }
 
 async fn reaper(ctx: Arc<Ctx>) {

@@ -15,7 +15,7 @@ use sluice::config::AuthRule;
 use sluice_rtmp::ClientMode;
 
 fn denied(server: &TestServer) -> u64 {
-    server.ctx.closes.snapshot().denied
+    server.ctx.conn_counters.close_totals().get("denied")
 }
 
 #[test]
@@ -346,7 +346,8 @@ fn connection_caps() {
         .unwrap();
     let mut b = [0u8; 1];
     assert!(matches!(extra.read(&mut b), Ok(0) | Err(_)), "refused");
-    assert_eq!(server.ctx.closes.snapshot().limit_exceeded, 1);
+    let closes = server.ctx.conn_counters.close_totals();
+    assert_eq!(closes.get("limit_exceeded"), 1);
     drop(held);
     wait_until(Duration::from_secs(5), "slots freed", || {
         server.ctx.per_ip.ips() == 0
@@ -368,5 +369,6 @@ fn connection_caps() {
     let mut c = TcpStream::connect(server.rtmp).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert!(matches!(c.read(&mut b), Ok(0) | Err(_)), "refused");
-    assert_eq!(server.ctx.closes.snapshot().limit_exceeded, 1);
+    let closes = server.ctx.conn_counters.close_totals();
+    assert_eq!(closes.get("limit_exceeded"), 1);
 }

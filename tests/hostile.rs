@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::*;
-use sluice::limits::CloseSnapshot;
+use sluice::metrics::CloseTotals;
 use sluice_rtmp::handshake::ClientHandshake;
 use sluice_rtmp::ClientMode;
 
@@ -46,8 +46,8 @@ impl Bench {
             .load(Ordering::Relaxed)
     }
 
-    fn closes(&self) -> CloseSnapshot {
-        self.server.ctx.closes.snapshot()
+    fn closes(&self) -> CloseTotals {
+        self.server.ctx.conn_counters.close_totals()
     }
 
     fn rss_check(&mut self, case: &str) {
@@ -84,7 +84,7 @@ impl Bench {
         attack(self);
         let deadline = Instant::now() + Duration::from_secs(15);
         for &(field, n) in expect {
-            while get(&self.closes(), field) < get(&before, field) + n {
+            while self.closes().get(field) < before.get(field) + n {
                 assert!(
                     Instant::now() < deadline,
                     "{name}: {field} +{n} expected; before {before:?} now {:?}",
@@ -98,7 +98,7 @@ impl Bench {
         let after = self.closes();
         for &(field, n) in expect {
             assert_eq!(
-                get(&after, field) - get(&before, field),
+                after.get(field) - before.get(field),
                 n,
                 "{name}: {field} closes; before {before:?} after {after:?}"
             );
@@ -129,17 +129,6 @@ impl Bench {
             t0.elapsed().as_secs_f32(),
             rss_kib().saturating_sub(self.baseline_kib)
         );
-    }
-}
-
-fn get(s: &CloseSnapshot, field: &str) -> u64 {
-    match field {
-        "timeout" => s.timeout,
-        "protocol_error" => s.protocol_error,
-        "limit_exceeded" => s.limit_exceeded,
-        "denied" => s.denied,
-        "peer_closed" => s.peer_closed,
-        other => panic!("unknown counter {other}"),
     }
 }
 

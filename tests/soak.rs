@@ -241,7 +241,7 @@ fn churn_leaves_nothing_behind() {
     churn(&server, secs - warm, 2, &totals);
     wait_idle(&server, base_tasks, "churn");
     let end_rss = rss_kib();
-    let closes = server.ctx.closes.snapshot();
+    let closes = server.ctx.conn_counters.close_totals();
     eprintln!(
         "soak: {:.0} s churn; {} publishes ({} refused while busy), {} views, {} MiB viewed; closes {closes:?}",
         t0.elapsed().as_secs_f32(),
@@ -263,7 +263,7 @@ fn churn_leaves_nothing_behind() {
         totals.view_bytes.load(Ordering::Relaxed) > 1 << 20,
         "viewers got media"
     );
-    assert_eq!(closes.protocol_error, 0, "{closes:?}");
+    assert_eq!(closes.get("protocol_error"), 0, "{closes:?}");
     let bound = (warm_rss / 20).max(4096);
     assert!(
         end_rss <= warm_rss + bound,
