@@ -304,6 +304,11 @@ pub fn render(ctx: &Ctx) -> String {
     for ((l, r), n) in ctx.conn_counters.closed.snapshot() {
         f.sample(&[("protocol", l), ("reason", r)], n);
     }
+    let help = "TCP connections refused at accept by a connection cap, by listener and reason.";
+    let mut f = o.family("sluice_connections_refused_total", "counter", help);
+    for ((l, r), n) in ctx.conn_counters.refused.snapshot() {
+        f.sample(&[("protocol", l), ("reason", r)], n);
+    }
     let (rx, tx) = ctx.clients.byte_totals();
     let help = "Bytes received from publishers.";
     o.single("sluice_received_bytes_total", "counter", help, rx);

@@ -371,4 +371,21 @@ fn connection_caps() {
     assert!(matches!(c.read(&mut b), Ok(0) | Err(_)), "refused");
     let closes = server.ctx.conn_counters.close_totals();
     assert_eq!(closes.get("limit_exceeded"), 1);
+    // ...and exported: free a slot for the scrape.
+    drop(_a);
+    wait_until(Duration::from_secs(5), "1 connection", || {
+        server
+            .ctx
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 1
+    });
+    let (status, metrics) = http_call(server.http, "GET", "/metrics", &[]);
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(
+            "sluice_connections_refused_total{protocol=\"rtmp\",reason=\"limit_exceeded\"} 1\n"
+        ),
+        "{metrics}"
+    );
 }
