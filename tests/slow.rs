@@ -39,33 +39,27 @@ fn slow_reader(addr: std::net::SocketAddr, key: &str, rate: usize, timeout: Dura
             std::thread::sleep(rest);
         }
     }
-    let i = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head")
-        + 4;
+    let mut pos = body_start(&raw).expect("response head");
     let mut flv = Vec::new();
     let mut arrivals = Vec::new();
-    let mut pos = i;
     let mut r = 0;
-    while let Some(j) = raw[pos..].windows(2).position(|w| w == b"\r\n") {
-        let len =
-            usize::from_str_radix(std::str::from_utf8(&raw[pos..pos + j]).unwrap(), 16).unwrap();
-        if len == 0 || raw.len() < pos + j + 2 + len {
+    while let Some(data) = next_chunk(&raw, &mut pos) {
+        if data.is_empty() {
             break;
         }
-        // Map the reads that brought this chunk's data to FLV offsets.
-        let data = pos + j + 2;
-        for k in 0..len {
-            while raw_arrivals[r].0 <= data + k {
-                r += 1;
-            }
-            if k + 1 == len || raw_arrivals[r].0 == data + k + 1 {
-                arrivals.push((flv.len() + k + 1, raw_arrivals[r].1));
-            }
+        // Each read that brought some of this chunk's data: where its part ends in `flv`.
+        while raw_arrivals[r].0 <= data.start {
+            r += 1;
         }
-        flv.extend_from_slice(&raw[data..data + len]);
-        pos += j + 2 + len + 2;
+        loop {
+            let (end, at) = raw_arrivals[r];
+            arrivals.push((flv.len() + end.min(data.end) - data.start, at));
+            if end >= data.end {
+                break;
+            }
+            r += 1;
+        }
+        flv.extend_from_slice(&raw[data]);
     }
     Capture {
         flv,

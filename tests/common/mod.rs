@@ -274,99 +274,36 @@ fn first_video_frame_end(flv: &[u8]) -> Option<usize> {
 
 /// Reads an HTTP-FLV response to its end (or `timeout`), de-chunking the body.
 pub fn http_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
-    let start = Instant::now();
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    s.write_all(
-        format!("GET /{key}.flv HTTP/1.1\r\nHost: test\r\nOrigin: http://example.test\r\n\r\n")
-            .as_bytes(),
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let mut head = None;
-    let mut body_start = 0;
-    let mut flv = Vec::new();
-    let mut first = None;
-    let mut clean_end = false;
-    let mut arrivals = Vec::new();
-    let mut parse_pos = 0;
-    let mut buf = vec![0u8; 65536];
-    while start.elapsed() < timeout {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                continue
-            }
-            Err(_) => break,
-        }
-        if head.is_none() {
-            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                head = Some(String::from_utf8_lossy(&raw[..i]).to_string());
-                body_start = i + 4;
-                parse_pos = body_start;
-            } else {
-                continue;
-            }
-        }
-        // De-chunk what is complete.
-        loop {
-            let rest = &raw[parse_pos..];
-            let Some(i) = rest.windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
-            let len = usize::from_str_radix(std::str::from_utf8(&rest[..i]).unwrap().trim(), 16)
-                .expect("chunk size line");
-            if rest.len() < i + 2 + len + 2 {
-                break;
-            }
-            if len == 0 {
-                clean_end = true;
-            }
-            flv.extend_from_slice(&rest[i + 2..i + 2 + len]);
-            parse_pos += i + 2 + len + 2;
-        }
-        if arrivals.last().is_none_or(|&(n, _)| n < flv.len()) {
-            arrivals.push((flv.len(), Instant::now()));
-        }
-        if first.is_none() && first_video_frame_end(&flv).is_some() {
-            first = Some(start.elapsed());
-        }
-        if clean_end {
-            break;
-        }
-    }
-    let _ = body_start;
-    Capture {
-        flv,
-        head: head.unwrap_or_default(),
-        first_video_frame: first,
-        clean_end,
-        arrivals,
-    }
+    let request =
+        format!("GET /{key}.flv HTTP/1.1\r\nHost: test\r\nOrigin: http://example.test\r\n\r\n");
+    read_flv(addr, &request, timeout, dechunk)
 }
 
 /// Reads a WebSocket-FLV stream to its close frame (or `timeout`).
 pub fn ws_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
+    let request = format!("GET /{key}.flv HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    read_flv(addr, &request, timeout, ws_deframe)
+}
+
+/// One de-framing step of a response body: appends the FLV payload of what is complete in
+/// `raw[*pos..]` to `flv` and moves `pos` past it; true when that included the clean end.
+type Deframe = fn(raw: &[u8], pos: &mut usize, flv: &mut Vec<u8>) -> bool;
+
+/// Sends `request`, then reads the response (200 ms reads) until `deframe` reports the clean end,
+/// the server closes, or `timeout` from connecting has passed.
+fn read_flv(addr: SocketAddr, request: &str, timeout: Duration, deframe: Deframe) -> Capture {
     let start = Instant::now();
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    s.write_all(
-        format!("GET /{key}.flv HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").as_bytes(),
-    )
-    .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
     let mut head = None;
     let mut pos = 0;
     let mut flv = Vec::new();
     let mut first = None;
-    let mut arrivals = Vec::new();
     let mut clean_end = false;
+    let mut arrivals = Vec::new();
     let mut buf = vec![0u8; 65536];
     while start.elapsed() < timeout && !clean_end {
         match s.read(&mut buf) {
@@ -381,38 +318,13 @@ pub fn ws_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
             Err(_) => break,
         }
         if head.is_none() {
-            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                head = Some(String::from_utf8_lossy(&raw[..i]).to_string());
-                pos = i + 4;
-            } else {
+            let Some(body) = body_start(&raw) else {
                 continue;
-            }
-        }
-        loop {
-            let b = &raw[pos..];
-            if b.len() < 2 {
-                break;
-            }
-            assert_eq!(b[1] & 0x80, 0, "server frames are unmasked");
-            let (len, hl) = match b[1] & 0x7f {
-                126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
-                127 if b.len() >= 10 => (
-                    u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
-                    10,
-                ),
-                126 | 127 => break,
-                n => (n as usize, 2),
             };
-            if b.len() < hl + len {
-                break;
-            }
-            match b[0] & 0x0f {
-                2 | 0 => flv.extend_from_slice(&b[hl..hl + len]),
-                8 => clean_end = true,
-                op => panic!("unexpected websocket opcode {op}"),
-            }
-            pos += hl + len;
+            head = Some(String::from_utf8_lossy(&raw[..body - 4]).to_string());
+            pos = body;
         }
+        clean_end = deframe(&raw, &mut pos, &mut flv);
         if arrivals.last().is_none_or(|&(n, _)| n < flv.len()) {
             arrivals.push((flv.len(), Instant::now()));
         }
@@ -427,6 +339,70 @@ pub fn ws_flv(addr: SocketAddr, key: &str, timeout: Duration) -> Capture {
         clean_end,
         arrivals,
     }
+}
+
+/// Where an HTTP response's body starts (past the head's blank line), once the head has arrived.
+pub fn body_start(raw: &[u8]) -> Option<usize> {
+    raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// The next complete chunk of an HTTP/1.1 chunked body in `raw[*pos..]` (size line, data, CRLF):
+/// the range of its data in `raw`, empty for the last chunk, with `pos` moved past it. `None`
+/// until all of it has arrived.
+pub fn next_chunk(raw: &[u8], pos: &mut usize) -> Option<std::ops::Range<usize>> {
+    let rest = &raw[*pos..];
+    let i = rest.windows(2).position(|w| w == b"\r\n")?;
+    let len = usize::from_str_radix(std::str::from_utf8(&rest[..i]).unwrap_or("x").trim(), 16)
+        .expect("chunk size line");
+    if rest.len() < i + 2 + len + 2 {
+        return None;
+    }
+    let data = *pos + i + 2..*pos + i + 2 + len;
+    *pos = data.end + 2;
+    Some(data)
+}
+
+/// HTTP/1.1 chunked de-framing ([`Deframe`]): appends the data of every complete chunk in
+/// `raw[*pos..]` to `out`; true when the last (zero-size) chunk was among them.
+pub fn dechunk(raw: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> bool {
+    let mut end = false;
+    while let Some(data) = next_chunk(raw, pos) {
+        end |= data.is_empty();
+        out.extend_from_slice(&raw[data]);
+    }
+    end
+}
+
+/// WebSocket de-framing ([`Deframe`]) of server frames: binary and continuation payloads are
+/// FLV; true when a close frame was among them.
+fn ws_deframe(raw: &[u8], pos: &mut usize, flv: &mut Vec<u8>) -> bool {
+    let mut close = false;
+    loop {
+        let b = &raw[*pos..];
+        if b.len() < 2 {
+            break;
+        }
+        assert_eq!(b[1] & 0x80, 0, "server frames are unmasked");
+        let (len, hl) = match b[1] & 0x7f {
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 if b.len() >= 10 => (
+                u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            126 | 127 => break,
+            n => (n as usize, 2),
+        };
+        if b.len() < hl + len {
+            break;
+        }
+        match b[0] & 0x0f {
+            2 | 0 => flv.extend_from_slice(&b[hl..hl + len]),
+            8 => close = true,
+            op => panic!("unexpected websocket opcode {op}"),
+        }
+        *pos += hl + len;
+    }
+    close
 }
 
 /// Tags of an FLV file or capture.
@@ -801,41 +777,21 @@ impl LiveViewer {
                     Err(_) => break,
                 }
                 if !head_done {
-                    let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    let Some(body) = body_start(&raw) else {
                         continue;
                     };
                     let code = std::str::from_utf8(&raw[9..12])
                         .ok()
                         .and_then(|c| c.parse().ok());
                     st.lock().unwrap().status = code;
-                    raw.drain(..i + 4);
+                    raw.drain(..body);
                     head_done = true;
                     if code != Some(200) {
                         break;
                     }
                 }
-                // De-chunk what is complete.
                 let mut used = 0;
-                let mut end = false;
-                loop {
-                    let rest = &raw[used..];
-                    let Some(i) = rest.windows(2).position(|w| w == b"\r\n") else {
-                        break;
-                    };
-                    let len = usize::from_str_radix(
-                        std::str::from_utf8(&rest[..i]).unwrap_or("x").trim(),
-                        16,
-                    )
-                    .expect("chunk size line");
-                    if rest.len() < i + 2 + len + 2 {
-                        break;
-                    }
-                    if len == 0 {
-                        end = true;
-                    }
-                    body.extend_from_slice(&rest[i + 2..i + 2 + len]);
-                    used += i + 2 + len + 2;
-                }
+                let end = dechunk(&raw, &mut used, &mut body);
                 raw.drain(..used);
                 let mut g = st.lock().unwrap();
                 while tag_pos + 11 <= body.len() {
