@@ -59,20 +59,39 @@ pub fn tune_viewer_socket(sock: &TcpStream, config: &Config) {
     }
 }
 
-/// Bytes the kernel still holds in a TCP socket's send queue (sent but not yet acknowledged by
-/// the peer, or not sent): part of a viewer's lag that the hub cannot see. 0 if unknown.
-pub fn socket_backlog(fd: std::os::fd::RawFd) -> usize {
+/// What the kernel still holds in a TCP socket's send queue: part of a viewer's lag that the hub
+/// cannot see.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SocketQueue {
+    /// Not yet acknowledged by the peer, sent or not (`TIOCOUTQ`).
+    pub queued: usize,
+    /// Not yet sent (`SIOCOUTQNSD`): waiting for the peer's window, not in the network.
+    pub unsent: usize,
+}
+
+/// The send queue of socket `fd` (zeros if unknown).
+pub fn socket_queue(fd: std::os::fd::RawFd) -> SocketQueue {
     #[cfg(target_os = "linux")]
     {
-        let mut n: libc::c_int = 0;
-        // SAFETY: TIOCOUTQ (= SIOCOUTQ) writes one int through the pointer, which is valid;
-        // `fd` is the viewer's open socket, borrowed for the duration of the call.
-        if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } == 0 {
-            return n.max(0) as usize;
+        let ask = |req| {
+            let mut n: libc::c_int = 0;
+            // SAFETY: TIOCOUTQ and SIOCOUTQNSD write one int through the pointer, which is
+            // valid; `fd` is the viewer's open socket, borrowed for the duration of the call.
+            match unsafe { libc::ioctl(fd, req, &mut n) } {
+                0 => n.max(0) as usize,
+                _ => 0,
+            }
+        };
+        SocketQueue {
+            queued: ask(libc::TIOCOUTQ),
+            unsent: ask(libc::SIOCOUTQNSD as _),
         }
     }
-    let _ = fd;
-    0
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        SocketQueue::default()
+    }
 }
 
 /// A started server: its bound addresses and the handle to stop it.

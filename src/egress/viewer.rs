@@ -53,9 +53,9 @@ pub struct ViewerTotals {
 const BACKLOG_CLEAR: usize = 16 * 1024;
 const CLEAR_MS: i64 = 100;
 const CLEAR_LAG_MS: i64 = 1000;
-/// A congested viewer is written to only while its socket would drain within this: the rest of
-/// its backlog stays in the ring, where a skip can drop it, instead of in the kernel, where
-/// nothing can (a 64 KiB socket buffer is 2 s of lag at 30 kB/s).
+/// A congested viewer is written to only while its socket's unsent bytes would drain within this:
+/// the rest of its backlog stays in the ring, where a skip can drop it, instead of in the kernel,
+/// where nothing can (a 64 KiB socket buffer is 2 s of lag at 30 kB/s).
 const PACE_MS: i64 = 250;
 /// Batch size for a congested viewer (at least one frame is always taken).
 const CONGESTED_BATCH: usize = 4 * 1024;
@@ -118,30 +118,33 @@ where
         let state = if egress.paused() {
             Read::Empty
         } else {
-            let backlog_ms = if congested {
-                let queued = crate::server::socket_backlog(fd);
-                let d = drain.get_or_insert_with(|| Drain::new(totals.bytes, queued));
-                let ms = d.backlog_ms(totals.bytes, queued);
+            let (backlog_ms, unsent_ms) = if congested {
+                let q = crate::server::socket_queue(fd);
+                let d = drain.get_or_insert_with(|| Drain::new(totals.bytes, q.queued));
+                let ms = d.backlog_ms(totals.bytes, q.queued);
+                let unsent_ms = d.drain_ms(q.unsent);
                 // It stays congested while it is behind in the ring too: cleared, it would be
                 // sent everything it is behind by in one full-size batch.
                 congested = if d.rate == 0 {
-                    queued >= BACKLOG_CLEAR
+                    q.queued >= BACKLOG_CLEAR
                 } else {
                     ms >= CLEAR_MS
                 } || sub.lag_ms() >= CLEAR_LAG_MS;
                 if !congested {
                     drain = None;
                 }
-                ms
+                (ms, unsent_ms)
             } else {
-                0
+                (0, 0)
             };
-            if backlog_ms > PACE_MS {
-                // Pace the viewer to its drain rate. A viewer that stops reading altogether
-                // has a drain rate of 0 within 2 s, is written to, blocks and meets the stall
-                // timer as before; kicks and shutdown are seen at the top of the loop.
+            if unsent_ms > PACE_MS {
+                // Pace the viewer to its drain rate. Only unsent bytes count here: bytes in
+                // flight are bounded by TCP's window, and holding them back would cap a
+                // long-RTT viewer's throughput. A viewer that stops reading altogether has a
+                // drain rate of 0 within 2 s, is written to, blocks and meets the stall timer
+                // as before; kicks and shutdown are seen at the top of the loop.
                 sub.skip_if_lagging(backlog_ms);
-                let wait = Duration::from_millis((backlog_ms - PACE_MS).min(200) as u64);
+                let wait = Duration::from_millis((unsent_ms - PACE_MS).min(200) as u64);
                 Box::pin(tokio::time::sleep(wait)).await;
                 continue;
             }
@@ -278,9 +281,14 @@ impl Drain {
                 };
             }
         }
+        self.drain_ms(queued)
+    }
+
+    /// How long the viewer will take to take `bytes` at the measured rate (0 while unknown).
+    fn drain_ms(&self, bytes: usize) -> i64 {
         match self.rate {
             0 => 0,
-            rate => (queued as u64 * 1000 / rate) as i64,
+            rate => (bytes as u64 * 1000 / rate) as i64,
         }
     }
 }
