@@ -61,6 +61,8 @@ if [[ " $SCENARIOS " == *" S2 "* ]] && [ "$(ulimit -n)" -lt $(( 10000 / SCALE + 
 fi
 
 cargo build --release -q -p sluice -p sluice-bench
+# The revision the binaries were built from (the tree may be edited while the runs go on).
+SLUICE_REV="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates || echo ' + uncommitted changes')"
 SLUICE="$CARGO_TARGET_DIR/release/sluice"
 BENCH="$CARGO_TARGET_DIR/release/sluice-bench"
 
@@ -244,7 +246,7 @@ echo "all runs: $(( $(date +%s) - T0 )) s" >&2
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
-  echo "sluice: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates || echo ' + uncommitted changes') (release build)"
+  echo "sluice: $SLUICE_REV (release build)"
   echo "nginx-rtmp: $(dpkg-query -W -f='${Package} ${Version}; ' nginx-light libnginx-mod-rtmp 2>/dev/null | sed 's/; $//' || echo n/a) (worker_connections raised to 20000 by bench/nginx-wrap.sh)"
   echo "node-media-server: $(cd "$PEERS_HOME/node-media-server" 2>/dev/null && node -p 'require("node-media-server/package.json").version + " on node " + process.version' 2>/dev/null || echo n/a)"
   echo "xiu: $(have_xiu && echo 0.14.0 || echo 'not installed, skipped')"
