@@ -881,24 +881,7 @@ impl Drop for LiveViewer {
 
 /// `ffmpeg -re -stream_loop -1 -i clip -c copy -f flv URL`: a publisher that never ends.
 pub fn publish_loop(clip: &Path, url: &str) -> Proc {
-    Proc::spawn(
-        "ffmpeg",
-        &[
-            "-hide_banner",
-            "-v",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-            clip.to_str().unwrap(),
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-            url,
-        ],
-    )
+    publish_loop_with("ffmpeg", clip, url)
 }
 
 /// Like [`publish`] with a given ffmpeg, looping the clip until killed (`-stream_loop -1`).
