@@ -22,6 +22,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub api: ApiConfig,
+    pub runtime: RuntimeConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -135,6 +136,13 @@ pub struct LogConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Worker threads; 0 = one per CPU.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -310,6 +318,13 @@ impl Config {
                 "must be 128..=2147483647",
             );
         }
+        if self.runtime.workers > 1024 {
+            return bad(
+                "runtime.workers",
+                self.runtime.workers.to_string(),
+                "must be 0 (one per CPU) to 1024",
+            );
+        }
         if self.rtmp.max_message_size < 1024 {
             return bad(
                 "rtmp.max_message_size",
@@ -472,5 +487,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen"), "{e}");
+        let e = Config::from_toml("[runtime]\nworkers = 5000")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtime.workers"), "{e}");
+        assert_eq!(
+            Config::from_toml("[runtime]\nworkers = 1")
+                .unwrap()
+                .runtime
+                .workers,
+            1
+        );
     }
 }

@@ -427,3 +427,46 @@ fn api_errors_and_token() {
     let (status, _) = http_call(http, "GET", "/live/none.flv", &[]);
     assert_eq!(status, 404);
 }
+
+#[test]
+fn runtime_workers_sets_the_worker_thread_count() {
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let threads_with = |workers: usize| {
+        let (rtmp, http) = (port(), port());
+        let conf = scratch("workers").join(format!("w{workers}.toml"));
+        std::fs::write(&conf, format!("[runtime]\nworkers = {workers}\n")).unwrap();
+        let server = Proc::spawn(
+            env!("CARGO_BIN_EXE_sluice"),
+            &[
+                "--config",
+                conf.to_str().unwrap(),
+                "--rtmp",
+                &format!("127.0.0.1:{rtmp}"),
+                "--http",
+                &format!("127.0.0.1:{http}"),
+            ],
+        );
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+        wait_for(10, "the binary to listen", || {
+            std::net::TcpStream::connect(addr).ok()
+        });
+        let pid = server.child.as_ref().unwrap().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .unwrap()
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    };
+    // The main thread (blocked in the runtime) plus the workers.
+    assert_eq!(threads_with(1), 2);
+    assert_eq!(threads_with(3), 4);
+}
