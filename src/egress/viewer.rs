@@ -90,12 +90,7 @@ where
     let mut drain: Option<Drain> = None;
     loop {
         if *ctx.shutdown.borrow() {
-            let _ = Box::pin(write_with_timeout(
-                w,
-                &egress.finish(),
-                ctx.viewer_limits().slow_timeout,
-            ))
-            .await;
+            Box::pin(end_stream(w, egress, ctx.viewer_limits())).await;
             return CloseReason::Shutdown;
         }
         if client.kick.is_cancelled() {
@@ -202,12 +197,7 @@ where
                 batch.clear();
             }
             Read::Ended => {
-                let _ = Box::pin(write_with_timeout(
-                    w,
-                    &egress.finish(),
-                    ctx.viewer_limits().slow_timeout,
-                ))
-                .await;
+                Box::pin(end_stream(w, egress, ctx.viewer_limits())).await;
                 return CloseReason::StreamEnded;
             }
             // Shutdown closes every stream and a kick wakes the viewer's stream, which wakes this
@@ -301,8 +291,17 @@ async fn kicked<W: AsyncWrite + Unpin, E: Egress>(
     limits: ViewerLimits,
 ) -> CloseReason {
     sub.stream().stats.kicked.fetch_add(1, Ordering::Relaxed);
-    let _ = write_with_timeout(w, &egress.finish(), limits.slow_timeout).await;
+    end_stream(w, egress, limits).await;
     CloseReason::Kicked
+}
+
+/// Writes the bytes that end the stream cleanly, as far as the socket takes them in time.
+async fn end_stream<W: AsyncWrite + Unpin, E: Egress>(
+    w: &mut W,
+    egress: &mut E,
+    limits: ViewerLimits,
+) {
+    let _ = write_with_timeout(w, &egress.finish(), limits.slow_timeout).await;
 }
 
 /// Writes control bytes, cutting the viewer off when the socket takes nothing for `timeout`.
