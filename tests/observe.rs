@@ -221,28 +221,8 @@ fn stream_series_go_away_with_the_stream() {
 
 #[test]
 fn binary_reports_jemalloc_stats() {
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (rtmp, http) = (port(), port());
-    let _server = Proc::spawn(
-        env!("CARGO_BIN_EXE_sluice"),
-        &[
-            "--rtmp",
-            &format!("127.0.0.1:{rtmp}"),
-            "--http",
-            &format!("127.0.0.1:{http}"),
-        ],
-    );
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
-    wait_for(10, "the binary to listen", || {
-        std::net::TcpStream::connect(addr).ok()
-    });
-    let m = scrape(addr);
+    let server = spawn_binary(&[]);
+    let m = scrape(server.http);
     let allocated = val(&m, "sluice_allocator_allocated_bytes");
     let resident = val(&m, "sluice_allocator_resident_bytes");
     assert!(
@@ -430,33 +410,11 @@ fn api_errors_and_token() {
 
 #[test]
 fn runtime_workers_sets_the_worker_thread_count() {
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let threads_with = |workers: usize| {
-        let (rtmp, http) = (port(), port());
         let conf = scratch("workers").join(format!("w{workers}.toml"));
         std::fs::write(&conf, format!("[runtime]\nworkers = {workers}\n")).unwrap();
-        let server = Proc::spawn(
-            env!("CARGO_BIN_EXE_sluice"),
-            &[
-                "--config",
-                conf.to_str().unwrap(),
-                "--rtmp",
-                &format!("127.0.0.1:{rtmp}"),
-                "--http",
-                &format!("127.0.0.1:{http}"),
-            ],
-        );
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
-        wait_for(10, "the binary to listen", || {
-            std::net::TcpStream::connect(addr).ok()
-        });
-        let pid = server.child.as_ref().unwrap().id();
+        let server = spawn_binary(&["--config", conf.to_str().unwrap()]);
+        let pid = server.proc.child.as_ref().unwrap().id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         status
             .lines()

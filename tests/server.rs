@@ -152,27 +152,13 @@ fn cli_print_config_and_bad_config() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn sigterm_shuts_down_gracefully() {
-    let (rtmp, http) = (free_port(), free_port());
-    let mut server = Proc::spawn(
-        env!("CARGO_BIN_EXE_sluice"),
-        &[
-            "--rtmp",
-            &format!("127.0.0.1:{rtmp}"),
-            "--http",
-            &format!("127.0.0.1:{http}"),
-        ],
-    );
-    let http_addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let Binary {
+        proc: mut server,
+        rtmp,
+        http: http_addr,
+    } = spawn_binary(&[]);
     let key = "live/term";
     let publisher = Proc::spawn(
         "ffmpeg",
@@ -190,7 +176,7 @@ fn sigterm_shuts_down_gracefully() {
             "copy",
             "-f",
             "flv",
-            &format!("rtmp://127.0.0.1:{rtmp}/{key}"),
+            &format!("rtmp://{rtmp}/{key}"),
         ],
     );
     wait_for_stream(http_addr, key);

@@ -716,6 +716,33 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// The `sluice` binary, listening on free loopback ports.
+pub struct Binary {
+    pub proc: Proc,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// Starts the `sluice` binary with `args` plus `--rtmp`/`--http` on free loopback ports, and
+/// waits until its HTTP listener accepts.
+pub fn spawn_binary(args: &[&str]) -> Binary {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (rtmp, http) = (free(), free());
+    let (r, h) = (rtmp.to_string(), http.to_string());
+    let mut all = args.to_vec();
+    all.extend(["--rtmp", &r, "--http", &h]);
+    let proc = Proc::spawn(env!("CARGO_BIN_EXE_sluice"), &all);
+    wait_until(Duration::from_secs(10), "the binary to listen", || {
+        TcpStream::connect(http).is_ok()
+    });
+    Binary { proc, rtmp, http }
+}
+
 /// What a [`LiveViewer`] has seen so far.
 #[derive(Debug, Default, Clone)]
 pub struct ViewerState {
