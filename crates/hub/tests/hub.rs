@@ -110,25 +110,35 @@ async fn lagging_viewer_skips_whole_gops_with_continuous_timestamps() {
     );
 }
 
-#[tokio::test]
-async fn bytes_queued_in_the_socket_count_towards_lag() {
+/// A viewer (max_lag 1.5 s) that read everything up to 1.2 s ago; since then 1.2 s more arrived,
+/// with keyframes at 0, 1000 and 2000 ms.
+async fn viewer_behind_by_1200ms() -> (
+    std::sync::Arc<Hub>,
+    sluice_hub::Publisher,
+    sluice_hub::Subscriber,
+) {
     let hub = Hub::new(HubConfig {
         max_lag: Duration::from_millis(1500),
         ..HubConfig::default()
     });
     let p = hub.publish("live/a").unwrap();
     p.push(seq_header());
-    feed(&p, 0, 30, 25); // keyframes at 0 and 1000 ms
+    feed(&p, 0, 30, 25);
     let mut sub = hub.subscribe("live/a", Duration::ZERO).await.unwrap();
-    let mut out = Vec::new();
-    sub.read(&mut out, ALL); // caught up: frames 25..30 read
-    out.clear();
-    // 1.2 s more: the ring alone says the viewer is 1.2 s behind, within max_lag.
+    sub.read(&mut Vec::new(), ALL); // caught up: frames 25..30 read
     for i in 30..60 {
-        p.push(video(i * 40, i % 25 == 0)); // keyframe at 2000 ms
+        p.push(video(i * 40, i % 25 == 0));
     }
-    // ...but its socket holds 400 ms of data not yet taken: the next frame written reaches it
-    // 1.6 s behind live, so it skips to the newest keyframe.
+    (hub, p, sub)
+}
+
+#[tokio::test]
+async fn bytes_queued_in_the_socket_count_towards_lag() {
+    let (_hub, _p, mut sub) = viewer_behind_by_1200ms().await;
+    let mut out = Vec::new();
+    // The ring alone says the viewer is 1.2 s behind, within max_lag, but its socket holds
+    // 400 ms of data not yet taken: the next frame written reaches it 1.6 s behind live, so it
+    // skips to the newest keyframe.
     assert!(matches!(
         sub.read_queued(&mut out, ALL, 400),
         Read::Frames(_)
@@ -140,19 +150,8 @@ async fn bytes_queued_in_the_socket_count_towards_lag() {
 
 #[tokio::test]
 async fn a_small_socket_backlog_does_not_skip() {
-    let hub = Hub::new(HubConfig {
-        max_lag: Duration::from_millis(1500),
-        ..HubConfig::default()
-    });
-    let p = hub.publish("live/a").unwrap();
-    feed(&p, 0, 30, 25);
-    let mut sub = hub.subscribe("live/a", Duration::ZERO).await.unwrap();
+    let (_hub, _p, mut sub) = viewer_behind_by_1200ms().await;
     let mut out = Vec::new();
-    sub.read(&mut out, ALL);
-    out.clear();
-    for i in 30..60 {
-        p.push(video(i * 40, i % 25 == 0));
-    }
     // 1.2 s behind in the ring plus 200 ms to drain the socket: 1.4 s, within max_lag.
     assert_eq!(sub.read_queued(&mut out, ALL, 200), Read::Frames(30));
     assert_eq!(sub.skips, 0);
