@@ -333,13 +333,7 @@ fn connection_caps() {
     let held: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(server.http).unwrap())
         .collect();
-    wait_until(Duration::from_secs(5), "3 connections", || {
-        server
-            .ctx
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 3
-    });
+    server.wait_connections(3);
     let mut extra = TcpStream::connect(server.http).unwrap();
     extra
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -359,13 +353,7 @@ fn connection_caps() {
     let server = TestServer::with(|c| c.limits.max_connections = 2);
     let _a = TcpStream::connect(server.http).unwrap();
     let _b = TcpStream::connect(server.rtmp).unwrap();
-    wait_until(Duration::from_secs(5), "2 connections", || {
-        server
-            .ctx
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 2
-    });
+    server.wait_connections(2);
     let mut c = TcpStream::connect(server.rtmp).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert!(matches!(c.read(&mut b), Ok(0) | Err(_)), "refused");
@@ -373,13 +361,7 @@ fn connection_caps() {
     assert_eq!(closes.get("limit_exceeded"), 1);
     // ...and exported: free a slot for the scrape.
     drop(_a);
-    wait_until(Duration::from_secs(5), "1 connection", || {
-        server
-            .ctx
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 1
-    });
+    server.wait_connections(1);
     let (status, metrics) = http_call(server.http, "GET", "/metrics", &[]);
     assert_eq!(status, 200);
     assert!(

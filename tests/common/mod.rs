@@ -28,6 +28,16 @@ impl TestServer {
         Self::with(|_| {})
     }
 
+    /// Waits (up to 5 s) until the server counts exactly `n` open connections.
+    pub fn wait_connections(&self, n: usize) {
+        wait_until(Duration::from_secs(5), &format!("{n} connections"), || {
+            self.ctx
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == n
+        });
+    }
+
     pub fn with(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::default();
         config.rtmp.listen = "127.0.0.1:0".parse().unwrap();
