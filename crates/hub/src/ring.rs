@@ -27,6 +27,9 @@ pub struct Ring {
     /// Sequence numbers of the video keyframes still in the ring, oldest first.
     keyframes: VecDeque<u64>,
     bytes: usize,
+    /// Bytes from the newest keyframe to the head (kept as frames arrive: the GOP budget is
+    /// checked at every push).
+    gop_bytes: usize,
 }
 
 impl Ring {
@@ -58,10 +61,15 @@ impl Ring {
     /// Appends a frame; returns its sequence number.
     pub fn push(&mut self, frame: Frame, arrived: Instant) -> u64 {
         let seq = self.next_seq();
+        let size = frame.body.len() + ENTRY_OVERHEAD;
         if frame.track == Track::Video && frame.keyframe {
             self.keyframes.push_back(seq);
+            self.gop_bytes = 0;
         }
-        self.bytes += frame.body.len() + ENTRY_OVERHEAD;
+        if !self.keyframes.is_empty() {
+            self.gop_bytes += size;
+        }
+        self.bytes += size;
         self.entries.push_back(Entry { frame, arrived });
         seq
     }
@@ -87,12 +95,7 @@ impl Ring {
         let k = self.newest_keyframe()?;
         let start = self.get(k)?;
         let newest = self.newest()?;
-        let bytes = self
-            .entries
-            .range((k - self.first_seq) as usize..)
-            .map(|e| e.frame.body.len() + ENTRY_OVERHEAD)
-            .sum();
-        Some((bytes, newest.frame.dts - start.frame.dts))
+        Some((self.gop_bytes, newest.frame.dts - start.frame.dts))
     }
 
     /// Drops the oldest frames while the ring is over `max_bytes` or holds more than
@@ -131,6 +134,7 @@ impl Ring {
         self.entries.clear();
         self.keyframes.clear();
         self.bytes = 0;
+        self.gop_bytes = 0;
         self.entries.shrink_to(64);
         self.keyframes.shrink_to(16);
     }
@@ -182,7 +186,10 @@ mod tests {
         r.evict(20 * (1000 + ENTRY_OVERHEAD), i64::MAX);
         assert_eq!(r.first_seq(), 80);
         assert_eq!(r.bytes(), 20 * (1000 + ENTRY_OVERHEAD));
-        assert_eq!(r.current_gop().unwrap().1, 9 * 40);
+        assert_eq!(
+            r.current_gop().unwrap(),
+            (10 * (1000 + ENTRY_OVERHEAD), 9 * 40)
+        );
     }
 
     #[test]
