@@ -74,7 +74,8 @@ pub struct Clients {
 }
 
 /// "Disconnect now": a flag and a waiter, held inline in the client (a `CancellationToken` would
-/// be one more allocation per connection).
+/// be one more allocation per connection). A parked viewer's task also waits on it for its
+/// stream's fan-out to hand it back ([`Kick::wake`]), so that wait costs no waiter of its own.
 #[derive(Debug, Default)]
 pub struct Kick {
     flag: std::sync::atomic::AtomicBool,
@@ -91,6 +92,17 @@ impl Kick {
     /// True once kicked.
     pub fn is_cancelled(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
+    }
+
+    /// A waiter woken by a kick or by [`Kick::wake`]; `enable` it, then check
+    /// [`Kick::is_cancelled`].
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Wakes the task waiting in [`Kick::notified`] (or the next one to wait) without kicking.
+    pub fn wake(&self) {
+        self.notify.notify_one();
     }
 
     /// Completes once kicked.
@@ -111,6 +123,13 @@ impl Kick {
 pub struct Registration {
     clients: Arc<Clients>,
     client: Arc<Client>,
+}
+
+impl Registration {
+    /// The client entry, shared (for state that outlives a borrow of the registration).
+    pub fn shared(&self) -> Arc<Client> {
+        self.client.clone()
+    }
 }
 
 impl std::ops::Deref for Registration {

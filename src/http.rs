@@ -18,7 +18,8 @@ use crate::clients::{Registration, Role};
 use crate::close::CloseReason;
 use crate::egress::batch::Batch;
 use crate::egress::flv::{encode, Carrier};
-use crate::egress::viewer::{self, Egress, ViewerTotals};
+use crate::egress::parked::Framing;
+use crate::egress::viewer::{self, Egress};
 use crate::names::StreamPath;
 use crate::server::Ctx;
 
@@ -89,7 +90,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
     // The request phase is boxed: its buffers and futures are freed once the request is routed,
     // so a long-lived viewer's task holds only the viewer loop's state.
     let Route {
-        mut sub,
+        sub,
         mut egress,
         stop_hook,
         client,
@@ -97,18 +98,16 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
         Ok(r) => r,
         Err(reason) => return reason,
     };
-    let mut totals = ViewerTotals::default();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
     let (mut r, mut w) = sock.split();
-    let reason = viewer::run(
-        &mut sub,
+    let (reason, totals) = viewer::run(
+        sub,
         Some(&mut r),
         &mut w,
         fd,
         &mut egress,
         &ctx,
-        &mut totals,
-        &client,
+        client.shared(),
     )
     .await;
     if matches!(reason, CloseReason::StreamEnded | CloseReason::Shutdown) {
@@ -129,7 +128,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
     }
     tracing::info!(
         peer = %client.peer, proto = client.protocol, stream = %client.stream, id = client.id, reason = %reason,
-        secs = client.started.elapsed().as_secs_f32(), bytes = totals.bytes, skips = sub.skips,
+        secs = client.started.elapsed().as_secs_f32(), bytes = totals.bytes, skips = totals.skips,
         "viewer closed"
     );
     reason
@@ -467,6 +466,11 @@ impl Egress for FlvEgress {
 
     fn take_control(&mut self) -> Option<bytes::Bytes> {
         self.ws.as_mut()?.control.take()
+    }
+
+    fn parked_framing(&self) -> Option<Framing> {
+        let control_pending = self.ws.as_ref().is_some_and(|ws| ws.control.is_some());
+        (self.header_sent && !control_pending).then_some(Framing::Flv(self.carrier))
     }
 }
 

@@ -17,7 +17,8 @@ use crate::auth::{self, Action};
 use crate::clients::{Client, Role};
 use crate::close::CloseReason;
 use crate::egress::batch::Batch;
-use crate::egress::viewer::{self, Egress, ViewerTotals};
+use crate::egress::parked::Framing;
+use crate::egress::viewer::{self, Egress};
 use crate::names::StreamPath;
 use crate::readbuf::ReadBuf;
 use crate::server::Ctx;
@@ -191,10 +192,9 @@ impl Conn {
                     id: client.id,
                 })
             }
-            Next::Play(mut sub, stream_id, sp) => {
+            Next::Play(sub, stream_id, sp) => {
                 let client = ctx.clients.register(Role::Viewer, "rtmp", peer, &sp.key);
                 tracing::info!(%peer, proto = "rtmp", stream = %sp.key, id = client.id, "viewer connected");
-                let mut totals = ViewerTotals::default();
                 crate::server::tune_viewer_socket(sock, &ctx.config);
                 let chunk_size = self.session.out_chunk_size();
                 // A player sends only small control messages: give back the read buffer.
@@ -207,15 +207,14 @@ impl Conn {
                 };
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&*sock);
                 let (mut r, mut w) = sock.split();
-                let reason = viewer::run(
-                    &mut sub,
+                let (reason, totals) = viewer::run(
+                    sub,
                     Some(&mut r),
                     &mut w,
                     fd,
                     &mut egress,
                     ctx,
-                    &mut totals,
-                    &client,
+                    client.shared(),
                 )
                 .await;
                 auth::ended(&ctx.config.auth, &self.auth_request(Action::Play, &sp));
@@ -444,5 +443,12 @@ impl Egress for RtmpEgress<'_> {
 
     fn paused(&self) -> bool {
         self.paused
+    }
+
+    fn parked_framing(&self) -> Option<Framing> {
+        (!self.paused).then_some(Framing::Rtmp {
+            chunk_size: self.chunk_size,
+            stream_id: self.stream_id,
+        })
     }
 }

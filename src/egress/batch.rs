@@ -41,6 +41,10 @@ pub struct Batch {
     header_open: Option<usize>,
     /// Bytes in the batch.
     pub len: usize,
+    /// Write progress: the segment and the offset in it where the next write starts (a batch
+    /// the stream's fan-out could not finish is finished by the viewer's task).
+    at_seg: u32,
+    at_off: u32,
 }
 
 impl Batch {
@@ -84,6 +88,8 @@ impl Batch {
         self.segs.clear();
         self.header_open = None;
         self.len = 0;
+        self.at_seg = 0;
+        self.at_off = 0;
         if self.frames.capacity() > KEEP_FRAMES {
             self.frames.shrink_to(KEEP_FRAMES);
         }
@@ -101,6 +107,72 @@ impl Batch {
         self.segs.clear();
         self.header_open = None;
         self.len = 0;
+        self.at_seg = 0;
+        self.at_off = 0;
+    }
+
+    /// True while bytes of the batch are still to be written.
+    pub fn unwritten(&self) -> bool {
+        (self.at_seg as usize) < self.segs.len()
+    }
+
+    /// The unwritten rest of the batch as slices for one `writev` (at most `MAX_IOV`).
+    fn iov<'a>(&'a self, iov: &mut [IoSlice<'a>; MAX_IOV]) -> usize {
+        let seg = self.at_seg as usize;
+        let mut k = 0;
+        for (i, &s) in self.segs[seg..].iter().take(MAX_IOV).enumerate() {
+            let b = self.seg_bytes(s);
+            iov[k] = IoSlice::new(if i == 0 {
+                &b[self.at_off as usize..]
+            } else {
+                b
+            });
+            k += 1;
+        }
+        k
+    }
+
+    /// Moves the write position `n` bytes on.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 && self.unwritten() {
+            let avail =
+                self.seg_bytes(self.segs[self.at_seg as usize]).len() - self.at_off as usize;
+            if n >= avail {
+                n -= avail;
+                self.at_seg += 1;
+                self.at_off = 0;
+            } else {
+                self.at_off += n as u32;
+                n = 0;
+            }
+        }
+    }
+
+    /// Writes the rest of the batch to the non-blocking socket `fd` without waiting: Ok(true)
+    /// once all of it is written, Ok(false) when the socket is full (the position is kept).
+    /// `fd` must be an open non-blocking socket for the duration of the call.
+    pub fn write_now(&mut self, fd: std::os::fd::RawFd) -> std::io::Result<bool> {
+        while self.unwritten() {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let k = self.iov(&mut iov);
+            // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, and the `k` slices
+            // borrow this batch's buffers, which outlive the call.
+            let n =
+                unsafe { libc::writev(fd, iov.as_ptr().cast::<libc::iovec>(), k as libc::c_int) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                match e.kind() {
+                    std::io::ErrorKind::WouldBlock => return Ok(false),
+                    std::io::ErrorKind::Interrupted => continue,
+                    _ => return Err(e),
+                }
+            }
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.advance(n as usize);
+        }
+        Ok(true)
     }
 
     fn seg_bytes(&self, s: Seg) -> &[u8] {
@@ -118,26 +190,18 @@ impl Batch {
     /// A cancelled `kick` interrupts a write that is waiting for the socket (`Interrupted`).
     /// Returns whether the socket was full at some point (the viewer is not keeping up).
     pub async fn write_to<W: AsyncWrite + Unpin>(
-        &self,
+        &mut self,
         w: &mut W,
         stall: std::time::Duration,
         kick: &crate::clients::Kick,
     ) -> std::io::Result<bool> {
         let mut blocked = false;
-        let mut seg = 0usize;
-        let mut off = 0usize;
-        while seg < self.segs.len() {
+        while self.unwritten() {
+            let this = &*self;
             let write =
                 std::future::poll_fn(|cx: &mut Context<'_>| -> Poll<std::io::Result<usize>> {
                     let mut iov = [IoSlice::new(&[]); MAX_IOV];
-                    let mut k = 0;
-                    let mut i = seg;
-                    while i < self.segs.len() && k < MAX_IOV {
-                        let b = self.seg_bytes(self.segs[i]);
-                        iov[k] = IoSlice::new(if i == seg { &b[off..] } else { b });
-                        k += 1;
-                        i += 1;
-                    }
+                    let k = this.iov(&mut iov);
                     Pin::new(&mut *w).poll_write_vectored(cx, &iov[..k])
                 });
             // Poll once without a timer: a socket with room (the common case) completes at once,
@@ -163,18 +227,7 @@ impl Batch {
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
-            let mut left = n;
-            while left > 0 && seg < self.segs.len() {
-                let avail = self.seg_bytes(self.segs[seg]).len() - off;
-                if left >= avail {
-                    left -= avail;
-                    seg += 1;
-                    off = 0;
-                } else {
-                    off += left;
-                    left = 0;
-                }
-            }
+            self.advance(n);
         }
         Ok(blocked)
     }
@@ -227,5 +280,49 @@ mod tests {
         assert_eq!(t.await.unwrap(), b"<h1><h2>BODY|BODY<t>");
         b.clear();
         assert_eq!(b.len, 0);
+    }
+
+    #[test]
+    fn write_now_stops_at_a_full_socket_and_resumes_where_it_stopped() {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let body = Bytes::from((0..4_000_000u32).map(|i| i as u8).collect::<Vec<_>>());
+        let mut b = Batch::default();
+        b.frames.push(Delivery {
+            frame: Frame {
+                track: Track::Video,
+                codec: Codec::H264,
+                dts: 0,
+                cts: 0,
+                keyframe: true,
+                seq_header: false,
+                body: body.clone(),
+                data_offset: 0,
+            },
+            ts: 0,
+        });
+        b.header(b"HEAD");
+        b.body(0, 0, body.len());
+        b.header(b"TAIL");
+        let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        // 4 MB does not fit a socket pair's buffer: the first call must stop part-way.
+        assert!(!b.write_now(a.as_raw_fd()).unwrap());
+        assert!(b.unwritten());
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            peer.read_to_end(&mut out).unwrap();
+            out
+        });
+        while !b.write_now(a.as_raw_fd()).unwrap() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!b.unwritten());
+        drop(a);
+        let out = reader.join().unwrap();
+        assert_eq!(out.len(), 4_000_008);
+        assert_eq!(&out[..4], b"HEAD");
+        assert_eq!(&out[4..4_000_004], &body[..]);
+        assert_eq!(&out[4_000_004..], b"TAIL");
     }
 }

@@ -2,5 +2,6 @@
 
 pub mod batch;
 pub mod flv;
+pub mod parked;
 pub mod rtmp;
 pub mod viewer;

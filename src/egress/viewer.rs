@@ -2,12 +2,14 @@
 //! one batch, write it in one vectored write, and cut the viewer off when its socket stalls.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_hub::{Budget, Read, Stream, Subscriber};
+use sluice_hub::{Budget, Parked, Read, Sink, Stream, Subscriber};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::batch::Batch;
+use super::parked::{Framing, Slot};
 use crate::clients::Client;
 use crate::close::CloseReason;
 
@@ -37,6 +39,9 @@ pub trait Egress {
     fn paused(&self) -> bool {
         false
     }
+    /// The framing the stream's fan-out may use for this viewer now, if its batches no longer
+    /// depend on the egress's own state; `None` keeps the viewer on its task.
+    fn parked_framing(&self) -> Option<Framing>;
 }
 
 /// Totals of one viewer, for the close log line.
@@ -44,6 +49,8 @@ pub trait Egress {
 pub struct ViewerTotals {
     pub bytes: u64,
     pub writes: u64,
+    /// Whole-GOP skips.
+    pub skips: u64,
 }
 
 /// A viewer whose write found its socket full is congested: its socket backlog is measured
@@ -62,17 +69,42 @@ const CONGESTED_BATCH: usize = 4 * 1024;
 
 /// Runs a viewer until the stream ends, the viewer leaves, or it is cut off (slow, or kicked
 /// through `client`, whose byte count it keeps). `fd` is the viewer's socket, whose backlog a
-/// congested viewer's skip decision counts.
+/// congested viewer's skip decision counts and to which the stream's fan-out writes while the
+/// viewer is parked; it must stay open until this future is done or dropped.
 #[allow(clippy::too_many_arguments)]
 pub async fn run<R, W, E>(
-    sub: &mut Subscriber,
-    mut reader: Option<&mut R>,
+    sub: Subscriber,
+    reader: Option<&mut R>,
     w: &mut W,
     fd: std::os::fd::RawFd,
     egress: &mut E,
     ctx: &crate::server::Ctx,
-    totals: &mut ViewerTotals,
-    client: &Client,
+    client: Arc<Client>,
+) -> (CloseReason, ViewerTotals)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    E: Egress,
+{
+    let stream = sub.stream().clone();
+    let slot = Arc::new(Slot::new(sub, fd, ctx.viewer_limits().budget, client));
+    let reason = serve(&slot, &stream, reader, w, egress, ctx).await;
+    let mut c = slot.core();
+    c.report(&slot.client);
+    let totals = ViewerTotals {
+        skips: c.sub.skips,
+        ..c.totals
+    };
+    (reason, totals)
+}
+
+async fn serve<R, W, E>(
+    slot: &Arc<Slot>,
+    stream: &Arc<Stream>,
+    mut reader: Option<&mut R>,
+    w: &mut W,
+    egress: &mut E,
+    ctx: &crate::server::Ctx,
 ) -> CloseReason
 where
     R: AsyncRead + Unpin,
@@ -81,8 +113,7 @@ where
 {
     // Limits are read from the config where used (a few loads) rather than kept in this future:
     // every byte of it is paid by every viewer for its whole life.
-    let stream = sub.stream().clone();
-    let mut batch = Batch::default();
+    let client = &*slot.client;
     let mut input = [0u8; 32];
     // Set when a write found the socket full; only then is the backlog measured (one ioctl),
     // so a viewer that keeps up costs no extra syscall.
@@ -94,7 +125,7 @@ where
             return CloseReason::Shutdown;
         }
         if client.kick.is_cancelled() {
-            return kicked(sub, w, egress, ctx.viewer_limits()).await;
+            return kicked(stream, w, egress, ctx.viewer_limits()).await;
         }
         if let Some(ctl) = egress.take_control() {
             if let Err(r) = Box::pin(write_with_timeout(
@@ -107,6 +138,22 @@ where
                 return r;
             }
         }
+        // What the fan-out left when it handed the viewer back: an error, or a batch it could
+        // not finish because the socket was full.
+        let pending = {
+            let mut c = slot.core();
+            if let Some(e) = c.error.take() {
+                return CloseReason::from_io(&e);
+            }
+            c.batch.unwritten()
+        };
+        if pending {
+            if let Err(r) = write_batch(slot, w, ctx).await {
+                return r;
+            }
+            congested = true;
+            continue;
+        }
         let notified = stream.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
@@ -114,9 +161,10 @@ where
             Read::Empty
         } else {
             let (backlog_ms, unsent_ms) = if congested {
-                let q = crate::server::socket_queue(fd);
-                let d = drain.get_or_insert_with(|| Drain::new(totals.bytes, q.queued));
-                let ms = d.backlog_ms(totals.bytes, q.queued);
+                let q = crate::server::socket_queue(slot.fd());
+                let written = slot.core().totals.bytes;
+                let d = drain.get_or_insert_with(|| Drain::new(written, q.queued));
+                let ms = d.backlog_ms(written, q.queued);
                 let unsent_ms = d.drain_ms(q.unsent);
                 // It stays congested while it is behind in the ring too: cleared, it would be
                 // sent everything it is behind by in one full-size batch.
@@ -124,7 +172,7 @@ where
                     q.queued >= BACKLOG_CLEAR
                 } else {
                     ms >= CLEAR_MS
-                } || sub.lag_ms() >= CLEAR_LAG_MS;
+                } || slot.core().sub.lag_ms() >= CLEAR_LAG_MS;
                 if !congested {
                     drain = None;
                 }
@@ -138,7 +186,7 @@ where
                 // long-RTT viewer's throughput. A viewer that stops reading altogether has a
                 // drain rate of 0 within 2 s, is written to, blocks and meets the stall timer
                 // as before; kicks and shutdown are seen at the top of the loop.
-                sub.skip_if_lagging(backlog_ms);
+                slot.core().sub.skip_if_lagging(backlog_ms);
                 let wait = Duration::from_millis((unsent_ms - PACE_MS).min(200) as u64);
                 Box::pin(tokio::time::sleep(wait)).await;
                 continue;
@@ -150,72 +198,69 @@ where
                 // longer skip.
                 budget.max_bytes = budget.max_bytes.min(CONGESTED_BATCH);
             }
-            sub.read_queued(&mut batch.frames, budget, backlog_ms)
+            let mut c = slot.core();
+            let c = &mut *c;
+            c.sub.read_queued(&mut c.batch.frames, budget, backlog_ms)
         };
         match state {
             Read::Frames(_) => {
-                let first_arrival = sub.take_first_arrival();
+                let first_arrival = slot.core().sub.take_first_arrival();
                 if let (false, Some(first)) = (ctx.viewer_limits().merge.is_zero(), first_arrival) {
                     // Merge window: let more frames join this write (SRS's mw_latency trade).
                     let due = first + ctx.viewer_limits().merge;
                     let now = std::time::Instant::now();
                     if due > now {
                         tokio::time::sleep(due - now).await;
+                        let mut c = slot.core();
+                        let c = &mut *c;
                         let more = Budget {
                             max_frames: ctx
                                 .viewer_limits()
                                 .budget
                                 .max_frames
-                                .saturating_sub(batch.frames.len()),
+                                .saturating_sub(c.batch.frames.len()),
                             ..ctx.viewer_limits().budget
                         };
                         if more.max_frames > 0 {
-                            sub.read(&mut batch.frames, more);
+                            c.sub.read(&mut c.batch.frames, more);
                         }
                     }
                 }
-                egress.encode(&mut batch, &stream);
-                match batch
-                    .write_to(w, ctx.viewer_limits().slow_timeout, &client.kick)
-                    .await
-                {
+                egress.encode(&mut slot.core().batch, stream);
+                match write_batch(slot, w, ctx).await {
                     Ok(blocked) => congested |= blocked,
-                    // A kick during a stalled write: the tag is cut short, so no clean end.
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                        stream.stats.kicked.fetch_add(1, Ordering::Relaxed);
-                        return CloseReason::Kicked;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                        sub.count_kick();
-                        return CloseReason::SlowViewer;
-                    }
-                    Err(e) => return CloseReason::from_io(&e),
+                    Err(r) => return r,
                 }
-                totals.bytes += batch.len as u64;
-                totals.writes += 1;
-                client.add_bytes(batch.len as u64);
-                batch.clear();
             }
             Read::Ended => {
                 Box::pin(end_stream(w, egress, ctx.viewer_limits())).await;
                 return CloseReason::StreamEnded;
             }
             // Shutdown closes every stream and a kick wakes the viewer's stream, which wakes this
-            // loop through the stream's notify; the checks at the top of the loop then end it. No
-            // per-wait shutdown or kick future is armed (that would cost a registration per frame).
+            // loop through the stream's notify (or hands a parked viewer back); the checks at the
+            // top of the loop then end it. No per-wait shutdown or kick future is armed (that
+            // would cost a registration per frame).
             Read::Empty => {
-                let res = match reader.as_deref_mut() {
-                    Some(r) => {
-                        tokio::select! {
-                            _ = &mut notified => None,
-                            n = r.read(&mut input) => Some(n),
+                let framing = match (congested, ctx.viewer_limits().merge.is_zero()) {
+                    (false, true) => egress.parked_framing(),
+                    _ => None,
+                };
+                let res = match framing {
+                    // Caught up, with room in the socket: the stream writes to it from now on.
+                    Some(f) => {
+                        // Woken when the fan-out hands the viewer back, or by a kick.
+                        let woken = client.kick.notified();
+                        tokio::pin!(woken);
+                        woken.as_mut().enable();
+                        let _park = Park::join(stream, slot, f);
+                        // A frame pushed before the viewer joined woke nobody: look once more.
+                        if slot.deliver() && !client.kick.is_cancelled() {
+                            wait_input(reader.as_deref_mut(), &mut input, woken).await
+                        } else {
+                            None
                         }
                     }
-                    None => {
-                        tokio::select! {
-                            _ = &mut notified => None,
-                        }
-                    }
+                    None => wait_input(reader.as_deref_mut(), &mut input, notified).await,
                 };
                 match res {
                     None => {}
@@ -230,6 +275,93 @@ where
             }
         }
     }
+}
+
+/// Waits for `wake` or for input from the viewer (`Some` with the read's result).
+async fn wait_input<R: AsyncRead + Unpin>(
+    reader: Option<&mut R>,
+    input: &mut [u8],
+    wake: impl std::future::Future<Output = ()>,
+) -> Option<std::io::Result<usize>> {
+    match reader {
+        Some(r) => {
+            tokio::select! {
+                _ = wake => None,
+                n = r.read(input) => Some(n),
+            }
+        }
+        None => {
+            wake.await;
+            None
+        }
+    }
+}
+
+/// A viewer's membership in its stream's fan-out; leaving it (on drop) returns the viewer to its
+/// task. Held inside the viewer's future, so it is dropped before the socket the fan-out
+/// writes to is closed.
+struct Park {
+    sink: Arc<dyn Sink>,
+    parked: Option<Parked>,
+    slot: Arc<Slot>,
+}
+
+impl Park {
+    fn join(stream: &Stream, slot: &Arc<Slot>, framing: Framing) -> Park {
+        slot.set_parked(Some(framing));
+        let sink: Arc<dyn Sink> = slot.clone();
+        let parked = Some(stream.park(sink.clone()));
+        Park {
+            sink,
+            parked,
+            slot: slot.clone(),
+        }
+    }
+}
+
+impl Drop for Park {
+    fn drop(&mut self) {
+        // Not parked first: a fan-out running now then hands back instead of writing.
+        self.slot.set_parked(None);
+        if let Some(p) = self.parked.take() {
+            p.leave(&self.sink);
+        }
+    }
+}
+
+/// Writes the slot's batch (from where a partial write left it) and counts it. Returns whether
+/// the socket was full at some point.
+async fn write_batch<W: AsyncWrite + Unpin>(
+    slot: &Slot,
+    w: &mut W,
+    ctx: &crate::server::Ctx,
+) -> Result<bool, CloseReason> {
+    // The batch leaves the slot for the write (a lock is not held across an await); nothing else
+    // touches it while the viewer is not parked.
+    let mut batch = std::mem::take(&mut slot.core().batch);
+    let res = batch
+        .write_to(w, ctx.viewer_limits().slow_timeout, &slot.client.kick)
+        .await;
+    let mut c = slot.core();
+    let out = match res {
+        Ok(blocked) => {
+            c.count(&slot.client, batch.len as u64, true);
+            Ok(blocked)
+        }
+        // A kick during a stalled write: the tag is cut short, so no clean end.
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+            c.sub.stream().stats.kicked.fetch_add(1, Ordering::Relaxed);
+            Err(CloseReason::Kicked)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            c.sub.count_kick();
+            Err(CloseReason::SlowViewer)
+        }
+        Err(e) => Err(CloseReason::from_io(&e)),
+    };
+    batch.clear();
+    c.batch = batch;
+    out
 }
 
 /// How fast a congested viewer drains its socket, to turn the bytes queued in it into time.
@@ -285,12 +417,12 @@ impl Drain {
 
 /// Ends a kicked viewer's stream cleanly and counts the kick.
 async fn kicked<W: AsyncWrite + Unpin, E: Egress>(
-    sub: &Subscriber,
+    stream: &Stream,
     w: &mut W,
     egress: &mut E,
     limits: ViewerLimits,
 ) -> CloseReason {
-    sub.stream().stats.kicked.fetch_add(1, Ordering::Relaxed);
+    stream.stats.kicked.fetch_add(1, Ordering::Relaxed);
     end_stream(w, egress, limits).await;
     CloseReason::Kicked
 }

@@ -4,6 +4,7 @@
 //! viewer costs itself and not the publisher or other viewers.
 
 pub mod config;
+pub mod fanout;
 pub mod hub;
 pub mod ring;
 pub mod stream;
@@ -11,6 +12,7 @@ pub mod subscriber;
 pub mod timeline;
 
 pub use config::HubConfig;
+pub use fanout::{Parked, Sink};
 pub use hub::{Hub, Publisher, SubscribeError};
 pub use stream::{PublishError, Stream, StreamInfo, StreamStats};
 pub use subscriber::{Budget, Delivery, Read, Subscriber};

@@ -9,6 +9,7 @@ use sluice_media::{Codec, Frame, Track};
 use tokio::sync::Notify;
 
 use crate::config::HubConfig;
+use crate::fanout::{Fanout, Parked, Sink};
 use crate::ring::Ring;
 use crate::timeline::Timeline;
 
@@ -86,6 +87,8 @@ pub struct Stream {
     pub(crate) config: Arc<HubConfig>,
     pub(crate) state: RwLock<State>,
     notify: Notify,
+    /// Viewers written to directly by whoever wakes the stream.
+    fanout: Fanout,
     /// Wakes viewers waiting for a publisher to (re)appear.
     pub(crate) publisher_notify: Notify,
     /// Counters.
@@ -133,6 +136,7 @@ impl Stream {
                 audio_codec: None,
             }),
             notify: Notify::new(),
+            fanout: Fanout::default(),
             publisher_notify: Notify::new(),
             stats: StreamStats::default(),
             created: Instant::now(),
@@ -170,6 +174,15 @@ impl Stream {
 
     pub(crate) fn wake_viewers(&self) {
         self.notify.notify_waiters();
+        self.fanout.deliver();
+    }
+
+    /// Hands a caught-up viewer's writing to the stream: `sink` is delivered to by whoever wakes
+    /// the stream until it returns false (see [`crate::fanout`]). Call within a tokio runtime,
+    /// and check for frames once more afterwards: a frame pushed just before parking woke
+    /// nobody.
+    pub fn park(&self, sink: Arc<dyn Sink>) -> Parked {
+        self.fanout.park(sink)
     }
 
     /// A snapshot for the API and metrics.

@@ -1,0 +1,156 @@
+//! A viewer's state shared between its task and its stream's direct fan-out
+//! ([`sluice_hub::fanout`]): while the viewer is parked, whoever wakes the stream reads its next
+//! frames, frames them and writes them to its socket without blocking; anything else (a full
+//! socket, the stream's end, a kick, an error) hands the viewer back to its task.
+
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sluice_hub::{Budget, Read, Sink, Subscriber};
+
+use super::batch::Batch;
+use super::viewer::ViewerTotals;
+use super::{flv, rtmp};
+use crate::clients::Client;
+
+/// How a viewer's batches are framed once its framing no longer depends on anything but the
+/// batch (FLV header sent, no control reply pending, not paused).
+#[derive(Debug, Clone, Copy)]
+pub enum Framing {
+    Flv(flv::Carrier),
+    Rtmp { chunk_size: u32, stream_id: u32 },
+}
+
+impl Framing {
+    /// Frames `batch.frames` for the wire, as the protocol's egress does in steady state.
+    pub fn encode(self, batch: &mut Batch) {
+        match self {
+            Framing::Flv(carrier) => flv::encode(batch, carrier, None),
+            Framing::Rtmp {
+                chunk_size,
+                stream_id,
+            } => {
+                batch.clear_framing();
+                rtmp::encode(batch, chunk_size, stream_id);
+            }
+        }
+    }
+}
+
+/// What the viewer's task and the fan-out both touch, under the slot's lock.
+pub struct Core {
+    pub sub: Subscriber,
+    pub batch: Batch,
+    pub totals: ViewerTotals,
+    /// The framing the fan-out uses while the viewer is parked; `None` when its task runs it.
+    parked: Option<Framing>,
+    /// A write error the fan-out met; the task closes the viewer with it.
+    pub error: Option<std::io::Error>,
+    /// Bytes of `totals` already added to the client's count.
+    reported: u64,
+}
+
+impl Core {
+    /// Counts a written batch; the client's count (read by the API) is brought up to date every
+    /// `REPORT_EVERY` writes, to keep the fan-out off the client entry's cache line.
+    pub fn count(&mut self, client: &Client, bytes: u64, report_now: bool) {
+        self.totals.bytes += bytes;
+        self.totals.writes += 1;
+        if report_now || self.totals.writes % REPORT_EVERY == 0 {
+            self.report(client);
+        }
+    }
+
+    /// Adds the bytes not yet reported to the client's count.
+    pub fn report(&mut self, client: &Client) {
+        client.add_bytes(self.totals.bytes - self.reported);
+        self.reported = self.totals.bytes;
+    }
+}
+
+/// Writes between updates of a parked viewer's client byte count (about 0.5 s at 30 fps).
+const REPORT_EVERY: u64 = 16;
+
+/// One viewer's shared state. The fan-out wakes the viewer's task through its client's
+/// [`crate::clients::Kick::wake`] when it hands the viewer back.
+pub struct Slot {
+    core: Mutex<Core>,
+    /// The viewer's socket; open for as long as the viewer's task can be parked (see
+    /// `viewer::Park`).
+    fd: RawFd,
+    budget: Budget,
+    pub client: Arc<Client>,
+}
+
+impl Slot {
+    pub fn new(sub: Subscriber, fd: RawFd, budget: Budget, client: Arc<Client>) -> Self {
+        Slot {
+            core: Mutex::new(Core {
+                sub,
+                batch: Batch::default(),
+                totals: ViewerTotals::default(),
+                parked: None,
+                error: None,
+                reported: 0,
+            }),
+            fd,
+            budget,
+            client,
+        }
+    }
+
+    /// The viewer's socket.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// The shared state (the lock is uncontended but for a fan-out running at that instant).
+    pub fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the viewer parked with `framing` (before it joins the fan-out) or not.
+    pub fn set_parked(&self, framing: Option<Framing>) {
+        self.core().parked = framing;
+    }
+
+    fn hand_back(&self, mut core: MutexGuard<'_, Core>) -> bool {
+        core.parked = None;
+        drop(core);
+        self.client.kick.wake();
+        false
+    }
+}
+
+impl Sink for Slot {
+    fn deliver(&self) -> bool {
+        let mut guard = self.core();
+        let Some(framing) = guard.parked else {
+            return false;
+        };
+        let core = &mut *guard;
+        match core.sub.read(&mut core.batch.frames, self.budget) {
+            Read::Empty => true,
+            Read::Ended => self.hand_back(guard),
+            // A kick is seen by the waiting task itself (it waits on the kick's waiter).
+            Read::Frames(_) => {
+                core.sub.take_first_arrival();
+                framing.encode(&mut core.batch);
+                match core.batch.write_now(self.fd) {
+                    Ok(true) => {
+                        let n = core.batch.len as u64;
+                        core.count(&self.client, n, false);
+                        core.batch.clear();
+                        true
+                    }
+                    // The socket is full: the task finishes the batch with the stall timer.
+                    Ok(false) => self.hand_back(guard),
+                    Err(e) => {
+                        core.error = Some(e);
+                        self.hand_back(guard)
+                    }
+                }
+            }
+        }
+    }
+}
