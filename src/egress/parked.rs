@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sluice_hub::{Budget, Read, Sink, Subscriber};
 
 use super::batch::Batch;
-use super::viewer::ViewerTotals;
+use super::viewer::{ViewerLimits, ViewerTotals};
 use super::{flv, rtmp};
 use crate::clients::Client;
 
@@ -48,6 +48,8 @@ pub struct Core {
     pub error: Option<std::io::Error>,
     /// Bytes of `totals` already added to the client's count.
     reported: u64,
+    /// When the oldest frame held in `batch` (for a merge window) reached the hub.
+    held_since: Option<std::time::Instant>,
 }
 
 impl Core {
@@ -79,11 +81,13 @@ pub struct Slot {
     /// `viewer::Park`).
     fd: RawFd,
     budget: Budget,
+    /// Merge window (0 = write whatever is ready).
+    merge: std::time::Duration,
     pub client: Arc<Client>,
 }
 
 impl Slot {
-    pub fn new(sub: Subscriber, fd: RawFd, budget: Budget, client: Arc<Client>) -> Self {
+    pub fn new(sub: Subscriber, fd: RawFd, limits: ViewerLimits, client: Arc<Client>) -> Self {
         Slot {
             core: Mutex::new(Core {
                 sub,
@@ -92,9 +96,11 @@ impl Slot {
                 parked: None,
                 error: None,
                 reported: 0,
+                held_since: None,
             }),
             fd,
-            budget,
+            budget: limits.budget,
+            merge: limits.merge,
             client,
         }
     }
@@ -129,27 +135,54 @@ impl Sink for Slot {
             return false;
         };
         let core = &mut *guard;
-        match core.sub.read(&mut core.batch.frames, self.budget) {
-            Read::Empty => true,
-            Read::Ended => self.hand_back(guard),
+        // Frames held for a merge window count towards the batch's frame budget.
+        let held = core.batch.frames.len();
+        if held == 0 {
+            core.held_since = None;
+        }
+        let budget = Budget {
+            max_frames: self.budget.max_frames.saturating_sub(held),
+            ..self.budget
+        };
+        let read = match budget.max_frames {
+            0 => Read::Empty,
+            _ => core.sub.read(&mut core.batch.frames, budget),
+        };
+        if let Some(t) = core.sub.take_first_arrival() {
+            core.held_since.get_or_insert(t);
+        }
+        match read {
             // A kick is seen by the waiting task itself (it waits on the kick's waiter).
-            Read::Frames(_) => {
-                core.sub.take_first_arrival();
-                framing.encode(&mut core.batch);
-                match core.batch.write_now(self.fd) {
-                    Ok(true) => {
-                        let n = core.batch.len as u64;
-                        core.count(&self.client, n, false);
-                        core.batch.clear();
-                        true
-                    }
-                    // The socket is full: the task finishes the batch with the stall timer.
-                    Ok(false) => self.hand_back(guard),
-                    Err(e) => {
-                        core.error = Some(e);
-                        self.hand_back(guard)
-                    }
+            Read::Ended => {
+                if !core.batch.frames.is_empty() {
+                    // Held frames go out before the end (the task writes the framed batch).
+                    framing.encode(&mut core.batch);
                 }
+                return self.hand_back(guard);
+            }
+            _ if core.batch.frames.is_empty() => return true,
+            _ => {}
+        }
+        if let (Some(since), false) = (core.held_since, self.merge.is_zero()) {
+            // Merge window (SRS's mw_latency trade): hold the frames until the oldest has
+            // waited `merge` or the batch is full; the push that comes after that writes them.
+            if since.elapsed() < self.merge && core.batch.frames.len() < self.budget.max_frames {
+                return true;
+            }
+        }
+        framing.encode(&mut core.batch);
+        match core.batch.write_now(self.fd) {
+            Ok(true) => {
+                let n = core.batch.len as u64;
+                core.count(&self.client, n, false);
+                core.batch.clear();
+                true
+            }
+            // The socket is full: the task finishes the batch with the stall timer.
+            Ok(false) => self.hand_back(guard),
+            Err(e) => {
+                core.error = Some(e);
+                self.hand_back(guard)
             }
         }
     }

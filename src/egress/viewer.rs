@@ -71,31 +71,36 @@ const CONGESTED_BATCH: usize = 4 * 1024;
 /// through `client`, whose byte count it keeps). `fd` is the viewer's socket, whose backlog a
 /// congested viewer's skip decision counts and to which the stream's fan-out writes while the
 /// viewer is parked; it must stay open until this future is done or dropped.
+///
+/// Not an `async fn`: the subscriber moves into the shared slot before the future is built, so
+/// the future (the viewer's task, kept for its whole life) holds no copy of it.
 #[allow(clippy::too_many_arguments)]
-pub async fn run<R, W, E>(
+pub fn run<'a, R, W, E>(
     sub: Subscriber,
-    reader: Option<&mut R>,
-    w: &mut W,
+    reader: Option<&'a mut R>,
+    w: &'a mut W,
     fd: std::os::fd::RawFd,
-    egress: &mut E,
-    ctx: &crate::server::Ctx,
+    egress: &'a mut E,
+    ctx: &'a crate::server::Ctx,
     client: Arc<Client>,
-) -> (CloseReason, ViewerTotals)
+) -> impl std::future::Future<Output = (CloseReason, ViewerTotals)> + 'a
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
     E: Egress,
 {
     let stream = sub.stream().clone();
-    let slot = Arc::new(Slot::new(sub, fd, ctx.viewer_limits().budget, client));
-    let reason = serve(&slot, &stream, reader, w, egress, ctx).await;
-    let mut c = slot.core();
-    c.report(&slot.client);
-    let totals = ViewerTotals {
-        skips: c.sub.skips,
-        ..c.totals
-    };
-    (reason, totals)
+    let slot = Arc::new(Slot::new(sub, fd, ctx.viewer_limits(), client));
+    async move {
+        let reason = serve(&slot, &stream, reader, w, egress, ctx).await;
+        let mut c = slot.core();
+        c.report(&slot.client);
+        let totals = ViewerTotals {
+            skips: c.sub.skips,
+            ..c.totals
+        };
+        (reason, totals)
+    }
 }
 
 async fn serve<R, W, E>(
@@ -125,7 +130,7 @@ where
             return CloseReason::Shutdown;
         }
         if client.kick.is_cancelled() {
-            return kicked(stream, w, egress, ctx.viewer_limits()).await;
+            return Box::pin(kicked(stream, w, egress, ctx.viewer_limits())).await;
         }
         if let Some(ctl) = egress.take_control() {
             if let Err(r) = Box::pin(write_with_timeout(
@@ -200,7 +205,11 @@ where
             }
             let mut c = slot.core();
             let c = &mut *c;
-            c.sub.read_queued(&mut c.batch.frames, budget, backlog_ms)
+            match c.sub.read_queued(&mut c.batch.frames, budget, backlog_ms) {
+                // Frames a parked viewer held for its merge window go out now.
+                Read::Empty | Read::Ended if !c.batch.frames.is_empty() => Read::Frames(0),
+                read => read,
+            }
         };
         match state {
             Read::Frames(_) => {
@@ -241,9 +250,9 @@ where
             // top of the loop then end it. No per-wait shutdown or kick future is armed (that
             // would cost a registration per frame).
             Read::Empty => {
-                let framing = match (congested, ctx.viewer_limits().merge.is_zero()) {
-                    (false, true) => egress.parked_framing(),
-                    _ => None,
+                let framing = match congested {
+                    false => egress.parked_framing(),
+                    true => None,
                 };
                 let res = match framing {
                     // Caught up, with room in the socket: the stream writes to it from now on.
