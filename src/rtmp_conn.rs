@@ -123,12 +123,13 @@ impl Conn {
         Ok(())
     }
 
-    async fn run(
+    /// The handshake and the commands up to `publish` or `play`: what the connection does next,
+    /// and the bytes received so far.
+    async fn negotiate(
         &mut self,
         sock: &mut TcpStream,
-        peer: SocketAddr,
         ctx: &Arc<Ctx>,
-    ) -> Result<Ended, CloseReason> {
+    ) -> Result<(Next, u64), CloseReason> {
         let handshake_deadline = tokio::time::Instant::now()
             + Duration::from_millis(
                 ctx.config
@@ -140,7 +141,7 @@ impl Conn {
             tokio::time::Instant::now() + Duration::from_millis(ctx.config.rtmp.command_timeout_ms);
         let mut shutdown = ctx.shutdown.clone();
         let mut received = 0u64;
-        let next = loop {
+        loop {
             let deadline = if received < 1537 + 1536 {
                 handshake_deadline
             } else {
@@ -174,9 +175,20 @@ impl Conn {
             }
             self.flush(sock).await?;
             if let Some(next) = decided {
-                break next;
+                return Ok((next, received));
             }
-        };
+        }
+    }
+
+    async fn run(
+        &mut self,
+        sock: &mut TcpStream,
+        peer: SocketAddr,
+        ctx: &Arc<Ctx>,
+    ) -> Result<Ended, CloseReason> {
+        // Boxed: the handshake and command phase's futures are freed once the connection
+        // publishes or plays, instead of sizing every viewer's task for its whole life.
+        let (next, received) = Box::pin(self.negotiate(sock, ctx)).await?;
         match next {
             Next::Publish(p, stream_id, sp) => {
                 let client = ctx.clients.register(Role::Publisher, "rtmp", peer, &sp.key);
