@@ -69,6 +69,44 @@ pub struct SocketQueue {
     pub unsent: usize,
 }
 
+/// The receive window socket `fd`'s peer advertises now (TCP_INFO `tcpi_snd_wnd`, Linux 6.2+;
+/// `None` where the kernel does not report it). How far it is below the largest window the peer
+/// has advertised is roughly what the peer has received and not yet read: lag as well, and
+/// invisible in our own send queue.
+pub fn peer_window(fd: std::os::fd::RawFd) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        // Offset and size of `tcpi_snd_wnd` in `struct tcp_info` (linux/tcp.h).
+        const SND_WND: usize = 228;
+        let mut info = [0u8; SND_WND + 4];
+        let mut len = info.len() as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `info` and the new length into
+        // `len`, both valid for the call; `fd` is the viewer's open socket.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        (rc == 0 && len as usize >= SND_WND + 4).then(|| {
+            u32::from_ne_bytes([
+                info[SND_WND],
+                info[SND_WND + 1],
+                info[SND_WND + 2],
+                info[SND_WND + 3],
+            ])
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        None
+    }
+}
+
 /// The send queue of socket `fd` (zeros if unknown).
 pub fn socket_queue(fd: std::os::fd::RawFd) -> SocketQueue {
     #[cfg(target_os = "linux")]

@@ -199,12 +199,13 @@ fn slow_viewer_skips_whole_gops_and_stalled_viewer_is_cut_off() {
         last = Some(i);
     }
     assert!(skips >= 1, "the slow viewer was skipped forward");
-    // What the server cannot skip is what the viewer's own receive buffer holds (~0.3 s at
-    // 100 kB/s) and the keyframe it lands on; what is queued in the server's socket counts
-    // towards the lag (without that this viewer fell 5.4 s behind).
+    // The skip counts what waits in the server's socket and, from the viewer's shrinking
+    // receive window, what waits in the viewer's own buffer, plus the batch about to be
+    // written (without the socket's share this viewer fell 5.4 s behind, without the viewer's
+    // share 3.4 s; now 2.3–2.6 s). 10 % over max_lag for a loaded CI machine.
     eprintln!("slow viewer: worst lag {worst_lag:?}, {skips} skips");
     assert!(
-        worst_lag < Duration::from_millis(4200),
+        worst_lag < Duration::from_millis(3300),
         "slow viewer fell {worst_lag:?} behind live (max_lag 3 s)"
     );
     let file = scratch("slow").join("slow.flv");

@@ -124,6 +124,9 @@ where
     // so a viewer that keeps up costs no extra syscall.
     let mut congested = false;
     let mut drain: Option<Drain> = None;
+    // The largest receive window the viewer has advertised: its receive buffer, empty. Taken
+    // now, before any media is sent, and raised when its buffer grows.
+    let mut peer_window = crate::server::peer_window(slot.fd()).unwrap_or(0);
     loop {
         if *ctx.shutdown.borrow() {
             Box::pin(end_stream(w, egress, ctx.viewer_limits())).await;
@@ -168,8 +171,13 @@ where
             let (backlog_ms, unsent_ms) = if congested {
                 let q = crate::server::socket_queue(slot.fd());
                 let written = slot.core().totals.bytes;
-                let d = drain.get_or_insert_with(|| Drain::new(written, q.queued));
-                let ms = d.backlog_ms(written, q.queued);
+                // What waits for the viewer: our send queue, plus what its side has received
+                // and not read (its receive buffer's fill, from its shrinking window).
+                let window = crate::server::peer_window(slot.fd());
+                peer_window = peer_window.max(window.unwrap_or(0));
+                let held = q.queued + window.map_or(0, |w| peer_window.saturating_sub(w)) as usize;
+                let d = drain.get_or_insert_with(|| Drain::new(written, held));
+                let ms = d.backlog_ms(written, held);
                 let unsent_ms = d.drain_ms(q.unsent);
                 // It stays congested while it is behind in the ring too: cleared, it would be
                 // sent everything it is behind by in one full-size batch.
@@ -178,10 +186,13 @@ where
                 } else {
                     ms >= CLEAR_MS
                 } || slot.core().sub.lag_ms() >= CLEAR_LAG_MS;
+                // The skip counts the batch about to be written too: it must come before the
+                // frame that would take the viewer past `max_lag`, not after it.
+                let skip_ms = ms + d.drain_ms(CONGESTED_BATCH);
                 if !congested {
                     drain = None;
                 }
-                (ms, unsent_ms)
+                (skip_ms, unsent_ms)
             } else {
                 (0, 0)
             };
