@@ -256,6 +256,8 @@ struct StreamRow {
     gop_ms: u64,
     gop_bytes: u64,
     ring_bytes: usize,
+    /// Viewers in the stream's fan-out.
+    parked: usize,
     frames_in: u64,
     video_frames_in: u64,
     keyframes_in: u64,
@@ -340,6 +342,7 @@ pub fn render(ctx: &Ctx) -> String {
                 gop_ms: ld(&st.last_gop_ms),
                 gop_bytes: ld(&st.last_gop_bytes),
                 ring_bytes: s.info().ring_bytes,
+                parked: s.parked_viewers(),
                 frames_in: ld(&st.frames_in),
                 video_frames_in: ld(&st.video_frames_in),
                 keyframes_in: ld(&st.keyframes_in),
@@ -369,7 +372,7 @@ pub fn render(ctx: &Ctx) -> String {
     o.single("sluice_ring_bytes", "gauge", help, ring_bytes);
 
     type Get = fn(&StreamRow) -> String;
-    let per_stream: [(&str, &str, &str, Get); 12] = [
+    let per_stream: [(&str, &str, &str, Get); 13] = [
         (
             "sluice_stream_bitrate_bits_per_second",
             "gauge",
@@ -399,6 +402,12 @@ pub fn render(ctx: &Ctx) -> String {
             "gauge",
             "Bytes held by the stream's ring.",
             |r| r.ring_bytes.to_string(),
+        ),
+        (
+            "sluice_stream_parked_viewers",
+            "gauge",
+            "Viewers written to straight from the stream's fan-out (caught up, socket with room).",
+            |r| r.parked.to_string(),
         ),
         (
             "sluice_stream_received_bytes_total",

@@ -104,6 +104,11 @@ fn metrics_parse_and_move_while_publishing_and_playing() {
         let m = scrape(http);
         (viewers(&m, "http-flv") >= 1.0 && viewers(&m, "ws-flv") == 1.0).then_some(m)
     });
+    // Caught up, both are written to straight from the stream's fan-out.
+    let parked = format!("sluice_stream_parked_viewers{{{s}}}");
+    wait_for(5, "both viewers parked in the fan-out", || {
+        (val(&scrape(http), &parked) >= 2.0).then_some(())
+    });
     std::thread::sleep(Duration::from_millis(2500));
     let b = scrape(http);
 

@@ -79,6 +79,12 @@ impl Fanout {
         }
     }
 
+    /// Sinks parked now (for metrics; locks each group in turn).
+    pub(crate) fn parked(&self) -> usize {
+        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
+        groups.iter().map(|g| g.sinks().len()).sum()
+    }
+
     /// Adds a sink to the first group with room (a new group, with its driver task, when all
     /// are full). Must be called within a tokio runtime.
     pub(crate) fn park(&self, sink: Arc<dyn Sink>) -> Parked {
@@ -183,6 +189,7 @@ mod tests {
         let sinks: Vec<_> = (0..GROUP + 10).map(|_| sink(usize::MAX)).collect();
         let _parked: Vec<_> = sinks.iter().map(|s| f.park(s.clone())).collect();
         assert_eq!(f.groups.read().unwrap().len(), 2);
+        assert_eq!(f.parked(), GROUP + 10);
         f.deliver();
         // The first group was served inline, the second waits for its driver.
         assert_eq!(sinks[0].delivered.load(Ordering::SeqCst), 1);

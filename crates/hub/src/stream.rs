@@ -185,6 +185,11 @@ impl Stream {
         self.fanout.park(sink)
     }
 
+    /// Viewers parked in the fan-out now (for metrics).
+    pub fn parked_viewers(&self) -> usize {
+        self.fanout.parked()
+    }
+
     /// A snapshot for the API and metrics.
     pub fn info(&self) -> StreamInfo {
         let s = self.read();
