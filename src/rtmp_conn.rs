@@ -425,7 +425,6 @@ struct RtmpEgress<'a> {
 
 impl Egress for RtmpEgress<'_> {
     fn encode(&mut self, batch: &mut Batch, _stream: &Stream) {
-        batch.clear_framing();
         crate::egress::rtmp::encode(batch, self.chunk_size, self.stream_id);
     }
 

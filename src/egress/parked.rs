@@ -29,10 +29,7 @@ impl Framing {
             Framing::Rtmp {
                 chunk_size,
                 stream_id,
-            } => {
-                batch.clear_framing();
-                rtmp::encode(batch, chunk_size, stream_id);
-            }
+            } => rtmp::encode(batch, chunk_size, stream_id),
         }
     }
 }

@@ -21,8 +21,10 @@ pub fn csid_for(track: Track) -> u8 {
     }
 }
 
-/// Appends `batch.frames` as RTMP messages on message stream `stream_id`.
+/// Frames `batch.frames` as RTMP messages on message stream `stream_id` (replacing any framing
+/// the batch had, as [`super::flv::encode`] does).
 pub fn encode(batch: &mut Batch, chunk_size: u32, stream_id: u32) {
+    batch.clear_framing();
     let chunk = chunk_size.max(1) as usize;
     for i in 0..batch.frames.len() {
         let (csid, msg_type, len, ts) = {
