@@ -239,20 +239,27 @@ mod tests {
     use bytes::Bytes;
     use sluice_media::{Codec, Frame, Track};
 
+    /// A video keyframe carrying `body`, at timestamp 0.
+    fn keyframe(body: Bytes) -> Delivery {
+        Delivery {
+            frame: Frame {
+                track: Track::Video,
+                codec: Codec::H264,
+                dts: 0,
+                cts: 0,
+                keyframe: true,
+                seq_header: false,
+                body,
+                data_offset: 0,
+            },
+            ts: 0,
+        }
+    }
+
     #[tokio::test]
     async fn writes_headers_and_bodies_in_order_through_partial_writes() {
         let mut b = Batch::default();
-        let f = Frame {
-            track: Track::Video,
-            codec: Codec::H264,
-            dts: 0,
-            cts: 0,
-            keyframe: true,
-            seq_header: false,
-            body: Bytes::from_static(b"BODYBODY"),
-            data_offset: 0,
-        };
-        b.frames.push(Delivery { frame: f, ts: 0 });
+        b.frames.push(keyframe(Bytes::from_static(b"BODYBODY")));
         b.header(b"<h1>");
         b.header(b"<h2>");
         b.body(0, 0, 4);
@@ -288,19 +295,7 @@ mod tests {
         use std::os::fd::AsRawFd;
         let body = Bytes::from((0..4_000_000u32).map(|i| i as u8).collect::<Vec<_>>());
         let mut b = Batch::default();
-        b.frames.push(Delivery {
-            frame: Frame {
-                track: Track::Video,
-                codec: Codec::H264,
-                dts: 0,
-                cts: 0,
-                keyframe: true,
-                seq_header: false,
-                body: body.clone(),
-                data_offset: 0,
-            },
-            ts: 0,
-        });
+        b.frames.push(keyframe(body.clone()));
         b.header(b"HEAD");
         b.body(0, 0, body.len());
         b.header(b"TAIL");

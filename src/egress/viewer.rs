@@ -321,20 +321,17 @@ async fn wait_input<R: AsyncRead + Unpin>(
 /// task. Held inside the viewer's future, so it is dropped before the socket the fan-out
 /// writes to is closed.
 struct Park {
-    sink: Arc<dyn Sink>,
-    parked: Option<Parked>,
     slot: Arc<Slot>,
+    parked: Option<Parked>,
 }
 
 impl Park {
     fn join(stream: &Stream, slot: &Arc<Slot>, framing: Framing) -> Park {
         slot.set_parked(Some(framing));
-        let sink: Arc<dyn Sink> = slot.clone();
-        let parked = Some(stream.park(sink.clone()));
+        let parked = Some(stream.park(slot.clone()));
         Park {
-            sink,
-            parked,
             slot: slot.clone(),
+            parked,
         }
     }
 }
@@ -344,7 +341,7 @@ impl Drop for Park {
         // Not parked first: a fan-out running now then hands back instead of writing.
         self.slot.set_parked(None);
         if let Some(p) = self.parked.take() {
-            p.leave(&self.sink);
+            p.leave(&*self.slot);
         }
     }
 }

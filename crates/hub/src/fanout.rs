@@ -35,11 +35,11 @@ pub struct Parked {
 impl Parked {
     /// Takes `sink` out of the fan-out (no-op when the fan-out already dropped it). Waits while
     /// its group is being written to.
-    pub fn leave(self, sink: &Arc<dyn Sink>) {
-        let target = Arc::as_ptr(sink) as *const ();
+    pub fn leave(self, sink: &dyn Sink) {
+        let target = (sink as *const dyn Sink).cast::<()>();
         self.group
             .sinks()
-            .retain(|s| Arc::as_ptr(s) as *const () != target);
+            .retain(|s| Arc::as_ptr(s).cast::<()>() != target);
     }
 }
 
@@ -177,8 +177,7 @@ mod tests {
             "dropped after it said false"
         );
         // Leaving explicitly takes it out of the next fan-out.
-        let sink: Arc<dyn Sink> = stays.clone();
-        _a.leave(&sink);
+        _a.leave(&*stays);
         f.deliver();
         assert_eq!(stays.delivered.load(Ordering::SeqCst), 3);
     }
