@@ -157,7 +157,6 @@ fn slow_viewer_skips_whole_gops_and_stalled_viewer_is_cut_off() {
             (&src_video[i].body[..], normal.arrival(end - 1))
         })
         .collect();
-    let last_key = src_video.iter().rposition(|t| t.body[0] >> 4 == 1).unwrap();
 
     // The slow viewer: every run of consecutive source frames it got starts on a keyframe.
     let slow = slow.join().unwrap();
@@ -180,8 +179,9 @@ fn slow_viewer_skips_whole_gops_and_stalled_viewer_is_cut_off() {
             .position(|s| s.body == t.body)
             .expect("a source frame");
         // How far behind the normal viewer this frame arrived (the socket buffers included).
-        // The last GOP is left out: once the publisher stops there is nothing to skip to.
-        if let (true, Some(&live)) = (i < last_key, live.get(&t.body[..])) {
+        // The last GOP counts too: once the publisher has stopped, what would arrive later
+        // than max_lag is dropped.
+        if let Some(&live) = live.get(&t.body[..]) {
             let lag = slow.arrival(end - 1).saturating_duration_since(live);
             worst_lag = worst_lag.max(lag);
         }
@@ -202,10 +202,11 @@ fn slow_viewer_skips_whole_gops_and_stalled_viewer_is_cut_off() {
     // The skip counts what waits in the server's socket and, from the viewer's shrinking
     // receive window, what waits in the viewer's own buffer, plus the batch about to be
     // written (without the socket's share this viewer fell 5.4 s behind, without the viewer's
-    // share 3.4 s; now 2.3–2.6 s). 10 % over max_lag for a loaded CI machine.
+    // share 3.4 s). With the viewer paced on its measured drain rate from the moment it
+    // connects, and the tail dropped once the publisher has gone, 2.0–2.35 s.
     eprintln!("slow viewer: worst lag {worst_lag:?}, {skips} skips");
     assert!(
-        worst_lag < Duration::from_millis(3300),
+        worst_lag < Duration::from_secs(3),
         "slow viewer fell {worst_lag:?} behind live (max_lag 3 s)"
     );
     let file = scratch("slow").join("slow.flv");

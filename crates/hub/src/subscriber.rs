@@ -229,9 +229,17 @@ impl Subscriber {
     fn skip_target(&self, s: &State, backlog_ms: i64) -> Option<(u64, bool)> {
         let max_lag = self.stream.config.max_lag.as_millis() as i64;
         let behind_ring = self.cursor < s.ring.first_seq();
+        // While the publisher is away nothing newer arrives, and live moves on with the clock.
+        let live = s.publisher.is_some();
         let lagging = !behind_ring
             && match (s.ring.get(self.cursor), s.ring.newest()) {
-                (Some(at), Some(newest)) => newest.frame.dts - at.frame.dts + backlog_ms > max_lag,
+                (Some(at), Some(newest)) => {
+                    let behind = match live {
+                        true => newest.frame.dts - at.frame.dts,
+                        false => at.arrived.elapsed().as_millis() as i64,
+                    };
+                    behind + backlog_ms > max_lag
+                }
                 _ => false,
             };
         if !(behind_ring || lagging) {
@@ -241,6 +249,9 @@ impl Subscriber {
             // The keyframe is always ahead of a cursor that fell out of the ring.
             Some(k) if k > self.cursor || behind_ring => Some((k, false)),
             None if behind_ring => Some((s.ring.next_seq(), s.has_video)),
+            // Lagging with the publisher away: there is nothing newer to skip to, and what is
+            // left would reach the viewer later than `max_lag`, so it is dropped.
+            _ if !live => Some((s.ring.next_seq(), s.has_video)),
             // Lagging inside the newest GOP: nothing whole to skip.
             _ => None,
         }

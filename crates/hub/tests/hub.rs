@@ -353,3 +353,42 @@ async fn enhanced_video_metadata_is_replayed_to_new_viewers() {
     );
     assert!(out[2].frame.keyframe);
 }
+
+#[tokio::test]
+async fn with_the_publisher_gone_a_lagging_viewer_drops_what_is_left() {
+    let hub = Hub::new(HubConfig {
+        max_lag: Duration::from_millis(100),
+        republish_grace: Duration::from_secs(10),
+        ..HubConfig::default()
+    });
+    let p = hub.publish("live/a").unwrap();
+    feed(&p, 0, 5, 25);
+    let mut lagging = hub.subscribe("live/a", Duration::ZERO).await.unwrap();
+    let mut prompt = hub.subscribe("live/a", Duration::ZERO).await.unwrap();
+    let mut out = Vec::new();
+    assert_eq!(
+        lagging.read(&mut out, ALL),
+        Read::Frames(5),
+        "the GOP cache"
+    );
+    assert_eq!(prompt.read(&mut out, ALL), Read::Frames(5), "the GOP cache");
+    p.push(video(200, false));
+    p.push(video(240, false));
+    drop(p);
+    hub.reap(std::time::Instant::now());
+    // Within max_lag of their arrival, the last frames still go out while the grace runs.
+    out.clear();
+    assert_eq!(prompt.read(&mut out, ALL), Read::Frames(2));
+    // Past it, nothing newer will come to skip to: they are dropped.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    out.clear();
+    assert_eq!(lagging.read(&mut out, ALL), Read::Empty, "grace running");
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(lagging.skips, 1);
+    // The same frames within max_lag of live while the publisher is there are not dropped.
+    let p = hub.publish("live/a").unwrap();
+    p.push(video(300, true));
+    out.clear();
+    assert!(matches!(lagging.read(&mut out, ALL), Read::Frames(_)));
+    assert_eq!(lagging.skips, 1);
+}
