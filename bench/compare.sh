@@ -4,7 +4,7 @@
 # sluice-bench (crates/bench). Writes <RESULTS>/<stamp>/<scenario>/<run>.{json,txt}, then
 # docs/BENCHMARKS.md and docs/bench-s1.png (via bench/report.py).
 #
-# Scenarios (SCENARIOS="S1 S2 S3 S4 S5 MW", the default, runs all):
+# Scenarios (SCENARIOS="S1 S2 S3 S4 S5 MW AH0", the default, runs all):
 #   S1  one 640x360 stream (≈480 kbit/s), 1 000 viewers (HTTP-FLV; RTMP for nginx-rtmp), 20 s,
 #       plus a sweep over S1_SWEEP viewer counts ("250 500 1000") for sluice, nginx-rtmp, NMS
 #       (and xiu) and the plot docs/bench-s1.png
@@ -13,6 +13,7 @@
 #   S4  50 publishers (one stream each) × 20 viewers each, 20 s
 #   S5  1 000 RTMP-play viewers, 20 s
 #   MW  S1 with sluice's egress merge window at 350 ms, next to nginx-rtmp
+#   AH0 S1 with sluice's audio hold off (hub.max_audio_hold_ms = 0), next to nginx-rtmp
 #
 # Env: SCENARIOS, S1_SWEEP, WARMUP (seconds before the first viewer, 6), SCALE (divide every viewer count by this, for smoke runs; 1),
 #      DURATION (override every scenario's duration, for smoke runs), PEERS_DIR
@@ -20,7 +21,7 @@
 #      CARGO_TARGET_DIR (target), BASE_PORT (19500; uses BASE_PORT..BASE_PORT+8),
 #      RESULTS (bench/results), NO_DOCS=1 (leave docs/ alone), ONLY (run names to keep, e.g.
 #      "sluice-http nginx-rtmp"; runs: sluice-http sluice-rtmp sluice-http-mw sluice-rtmp-mw
-#      nms-http nms-rtmp nginx-rtmp xiu-http xiu-rtmp). With SCALE != 1 or DURATION set
+#      sluice-http-ah0 sluice-rtmp-ah0 nms-http nms-rtmp nginx-rtmp xiu-http xiu-rtmp). With SCALE != 1 or DURATION set
 #      the run is a smoke run: the report is written to the results folder only, marked as such
 #      (docs/ is left alone).
 # Full run (all scenarios, default settings) on a 2-core machine: ≈20 min without xiu, ≈25 min
@@ -32,7 +33,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 cd "$ROOT"
-SCENARIOS="${SCENARIOS:-S1 S2 S3 S4 S5 MW}"
+SCENARIOS="${SCENARIOS:-S1 S2 S3 S4 S5 MW AH0}"
 # Seconds of publishing before the first viewer; the RSS baseline is taken at its end. Longer
 # than sluice's ring (hub.ring_max_duration_ms, 4 s) so that caches filling up (ours, NMS's and
 # xiu's GOP caches) are in the baseline and not charged to the viewers.
@@ -79,6 +80,11 @@ slow_timeout_ms = 10000
 [egress]
 merge_ms = 350
 TOML
+cat > "$OUT/sluice-ah0.toml" <<'TOML'
+[hub]
+slow_timeout_ms = 10000
+max_audio_hold_ms = 0
+TOML
 
 # Ports: sluice RTMP/HTTP, nginx RTMP/stat, NMS RTMP/HTTP, xiu RTMP/HTTP/API.
 P=$BASE_PORT
@@ -109,7 +115,10 @@ start_server() {
   local run="$1" stream="$2" conf="$OUT/sluice.toml"
   case "$run" in
     sluice-*)
-      case "$run" in *-mw) conf="$OUT/sluice-mw350.toml" ;; esac
+      case "$run" in
+        *-mw) conf="$OUT/sluice-mw350.toml" ;;
+        *-ah0) conf="$OUT/sluice-ah0.toml" ;;
+      esac
       for port in "$S_RTMP" "$S_HTTP"; do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
           echo "port $port is in use already: pick another BASE_PORT" >&2; return 2
@@ -235,6 +244,12 @@ for scen in $SCENARIOS; do
       n=$(scaled 1000)
       for run in sluice-http-mw sluice-rtmp-mw nginx-rtmp; do
         bench MW "$run" "$run" mw --clip "$CLIP360" -n "$n" --rate 200 --duration "$(dur 20)"
+      done
+      ;;
+    AH0)
+      n=$(scaled 1000)
+      for run in sluice-http-ah0 sluice-rtmp-ah0 nginx-rtmp; do
+        bench AH0 "$run" "$run" ah0 --clip "$CLIP360" -n "$n" --rate 200 --duration "$(dur 20)"
       done
       ;;
     *) echo "unknown scenario $scen" >&2; exit 2 ;;

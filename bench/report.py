@@ -30,7 +30,8 @@ CLIP180 = "tests/media/h264-180p10-lowrate-aac-10s.flv"
 env = open(os.path.join(out, "env.txt")).read().strip().splitlines()
 cmds = open(os.path.join(out, "commands.txt")).read().strip().splitlines()
 smoke = open(os.path.join(out, "SMOKE")).read().strip() if os.path.exists(os.path.join(out, "SMOKE")) else None
-ORDER = ["sluice-http", "sluice-rtmp", "sluice-http-mw", "sluice-rtmp-mw", "nms-http", "nms-rtmp",
+ORDER = ["sluice-http", "sluice-rtmp", "sluice-http-mw", "sluice-rtmp-mw", "sluice-http-ah0", "sluice-rtmp-ah0",
+         "nms-http", "nms-rtmp",
          "nginx-rtmp", "xiu-http", "xiu-rtmp"]
 SERVER = {"sluice": "sluice", "nms": "node-media-server", "nginx": "nginx-rtmp", "xiu": "xiu"}
 
@@ -41,6 +42,8 @@ def name(run):
     proto = "HTTP-FLV" if parts[1] == "http" else "RTMP"
     if run.endswith("-mw"):
         srv += " (merge_ms 350)"
+    if run.endswith("-ah0"):
+        srv += " (max_audio_hold_ms 0)"
     return srv, proto
 
 
@@ -62,9 +65,10 @@ def normal(d):
     return next((g for g in d["groups"] if g["kind"] == "normal"), None)
 
 
-HEAD = ("| server | proto | connected | TTFF p50 / p99 ms | latency p50 / p99 / max ms | frames recv/sent min / median "
+HEAD = ("| server | proto | connected | TTFF p50 / p99 ms | latency p50 / p99 / max ms | audio latency p50 / p99 ms "
+        "| frames recv/sent min / median "
         "| delivered Mbit/s | RSS MiB baseline → peak | RSS KiB per viewer | CPU s | CPU-s per GB |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|")
+        "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def table(res):
@@ -75,11 +79,14 @@ def table(res):
         srv, proto = name(r)
         conn = sum(x["connected"] for x in d["groups"])
         total = sum(x["viewers"] for x in d["groups"])
+        al = g.get("audio_latency") or {}
         rows.append(
-            "| {} | {} | {}/{} | {} / {} | {} / {} / {} | {} / {} | {} | {} → {} | **{}** | {} | **{}** |".format(
+            "| {} | {} | {}/{} | {} / {} | {} / {} / {} | {} / {} | {} / {} | {} | {} → {} | **{}** | {} | **{}** |".format(
                 srv, proto, conn, total,
                 f(g["ttff"]["p50_ms"]), f(g["ttff"]["p99_ms"]),
                 f(g["latency"]["p50_ms"]), f(g["latency"]["p99_ms"]), f(g["latency"]["max_ms"]),
+                f(al.get("p50_ms", 0)) if al.get("samples") else "-",
+                f(al.get("p99_ms", 0)) if al.get("samples") else "-",
                 f(g["ratio_min"], 3), f(g["ratio_median"], 3),
                 f(d["delivered_mbit_s"], 0),
                 f(s.get("rss_baseline_kib", 0) / 1024), f(s.get("rss_peak_kib", 0) / 1024),
@@ -88,7 +95,7 @@ def table(res):
         )
         ended = {k: v for k, v in g["ended"].items() if k != "end of test" and not k.endswith("(after unpublish)")}
         if ended:
-            rows.append(f"| | | normal viewers ended early: {ended} | | | | | | | | |")
+            rows.append(f"| | | normal viewers ended early: {ended} | | | | | | | | | |")
     return "\n".join(rows)
 
 
@@ -301,6 +308,20 @@ fewer and larger writes), next to nginx-rtmp in the same run; otherwise as S1
 {table(mw)}
 {ratios(mw)}""")
 
+# ---- AH0
+ah0 = load("AH0")
+if ah0:
+    sections.append(f"""## AH0: S1 with every frame written as it arrives
+
+sluice with `[hub] max_audio_hold_ms = 0`: audio is not held for the next video frame, so every
+frame, audio or video, wakes the viewers and costs a write (about 68 per viewer-second instead of
+about 25 with this clip). This is what the audio column of S1 costs: audio latency comes down to
+video's, CPU goes up. Next to nginx-rtmp in the same run; otherwise as S1
+({setting(ah0, 'viewers')} viewers, {setting(ah0, 'duration')} s).
+
+{table(ah0)}
+{ratios(ah0)}""")
+
 banner = ""
 if smoke:
     banner = (f"\n> **SMOKE RUN ({smoke})**: scaled-down settings to check that the scripts work. "
@@ -316,7 +337,7 @@ How to read it:
 - **connected**: viewers the server accepted / viewers started (all classes).
 - **TTFF**: from the viewer starting its TCP connect to the first complete coded video frame.
 - **latency**: per video frame, from the publisher handing it to its socket to a viewer having read
-  the whole tag; frames are matched by body (length + first 64 bytes), so servers that rewrite
+  the whole tag (**audio latency**: the same per AAC frame); frames are matched by body (length + first 64 bytes), so servers that rewrite
   timestamps are measured the same way. Frames replayed from a GOP cache (sent before the viewer
   connected) are not counted as latency. The tool runs on the same 2 cores as the server, so at
   1 000 viewers part of the latency is the tool's own scheduling. TTFF, latency and frames columns

@@ -1,6 +1,6 @@
 //! The FLV clip the publisher loops: tags in file order with timestamps rebased to 0.
 
-use crate::frames::{is_coded_video, FrameTable, KEY_PREFIX};
+use crate::frames::{is_coded_audio, is_coded_video, FrameTable, KEY_PREFIX};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::path::Path;
 
@@ -15,6 +15,8 @@ pub struct ClipTag {
     pub body: Bytes,
     /// Index among the clip's coded video frames, if it is one.
     pub frame: Option<usize>,
+    /// Index among the clip's coded audio frames, if it is one.
+    pub audio: Option<usize>,
     /// Sequence headers and metadata: sent on the first loop only.
     pub first_loop_only: bool,
 }
@@ -43,18 +45,23 @@ impl Clip {
         let first_ts = tags.iter().map(|t| t.timestamp).min().unwrap_or(0);
         let mut out = Vec::with_capacity(tags.len());
         let mut video_ts = Vec::new();
+        let mut audio_frames = 0;
         let mut last_ts = 0;
         for t in tags {
             let ts = t.timestamp - first_ts;
             last_ts = last_ts.max(ts);
+            let mut audio = None;
             let (body, frame, first_loop_only) = match t.tag_type {
                 9 if is_coded_video(&t.body) => {
                     video_ts.push(ts);
                     (t.body, Some(video_ts.len() - 1), false)
                 }
                 8 => {
-                    // AAC sequence header: packet type 0.
-                    let seq = t.body.len() >= 2 && t.body[0] >> 4 == 10 && t.body[1] == 0;
+                    let seq = !is_coded_audio(&t.body);
+                    if !seq {
+                        audio = Some(audio_frames);
+                        audio_frames += 1;
+                    }
                     (t.body, None, seq)
                 }
                 18 => {
@@ -70,6 +77,7 @@ impl Clip {
                 ts,
                 body,
                 frame,
+                audio,
                 first_loop_only,
             });
         }
@@ -88,13 +96,16 @@ impl Clip {
         })
     }
 
-    /// The matching table for this clip's coded video frames.
+    /// The matching table for this clip's coded video and audio frames.
     pub fn frame_table(&self) -> FrameTable {
-        FrameTable::new(
-            self.tags
-                .iter()
-                .filter(|t| t.frame.is_some())
-                .map(|t| (t.body.len() as u32, &t.body[..t.body.len().min(KEY_PREFIX)])),
+        FrameTable::with_audio(
+            self.tags.iter().filter(|t| t.frame.is_some()).map(key),
+            self.tags.iter().filter(|t| t.audio.is_some()).map(key),
         )
     }
+}
+
+/// A tag's key material for the frame table: body length and first bytes.
+fn key(t: &ClipTag) -> (u32, &[u8]) {
+    (t.body.len() as u32, &t.body[..t.body.len().min(KEY_PREFIX)])
 }

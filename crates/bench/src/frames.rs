@@ -1,4 +1,5 @@
-//! The table that matches a video frame a viewer received to the moment the publisher sent it.
+//! The table that matches a video or audio frame a viewer received to the moment the publisher
+//! sent it.
 //!
 //! Servers may rewrite timestamps, so a frame is recognised by its body instead: a 64-bit key
 //! over the body length and its first [`KEY_PREFIX`] bytes (tag header, NALU lengths and slice
@@ -39,6 +40,11 @@ pub fn is_coded_video(body: &[u8]) -> bool {
     }
 }
 
+/// Whether an audio body is a coded frame: anything but an AAC sequence header (packet type 0).
+pub fn is_coded_audio(body: &[u8]) -> bool {
+    !(body.len() >= 2 && body[0] >> 4 == 10 && body[1] == 0)
+}
+
 const AMBIGUOUS: u32 = u32::MAX;
 
 /// Shared between the publisher (writes) and all viewers (read).
@@ -46,10 +52,13 @@ pub struct FrameTable {
     /// Time origin of every `*_ns` value.
     pub t0: Instant,
     index: HashMap<u64, u32>,
-    /// Per file index: send instant as ns since `t0`, plus 1 (0: never sent).
+    /// Per file index (video frames, then audio frames): send instant as ns since `t0`, plus 1
+    /// (0: never sent).
     sent_ns: Vec<AtomicU64>,
-    /// Per file index: global sequence number of the last send.
+    /// Per file index: global sequence number of the last send (video frames only).
     seq: Vec<AtomicU64>,
+    /// Coded video frames in the clip (audio indices follow them).
+    video: usize,
     /// Coded video frames sent so far (the next sequence number).
     sent_total: AtomicU64,
     /// Keys that occur more than once in the clip.
@@ -68,10 +77,28 @@ pub struct Match {
 impl FrameTable {
     /// A table for the coded video frames of a clip, in order: `(body_len, prefix)`.
     pub fn new<'a>(frames: impl IntoIterator<Item = (u32, &'a [u8])>) -> FrameTable {
+        Self::with_audio(frames, [])
+    }
+
+    /// A table for the coded video and audio frames of a clip, each in order.
+    pub fn with_audio<'a>(
+        video: impl IntoIterator<Item = (u32, &'a [u8])>,
+        audio: impl IntoIterator<Item = (u32, &'a [u8])>,
+    ) -> FrameTable {
         let mut index = HashMap::new();
         let mut n = 0u32;
         let mut ambiguous = 0;
-        for (len, prefix) in frames {
+        let mut video_frames = None;
+        let frames = video
+            .into_iter()
+            .map(Some)
+            .chain([None])
+            .chain(audio.into_iter().map(Some));
+        for f in frames {
+            let Some((len, prefix)) = f else {
+                video_frames = Some(n as usize);
+                continue;
+            };
             let k = frame_key(len, prefix);
             if let Some(v) = index.insert(k, n) {
                 if v != AMBIGUOUS {
@@ -86,14 +113,21 @@ impl FrameTable {
             index,
             sent_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
             seq: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            video: video_frames.unwrap_or(n as usize),
             sent_total: AtomicU64::new(0),
             ambiguous,
         }
     }
 
-    /// Number of distinct frames in the clip.
+    /// Number of distinct video frames in the clip.
     pub fn clip_frames(&self) -> usize {
-        self.sent_ns.len()
+        self.video
+    }
+
+    /// Records that clip audio frame `i` is being sent now.
+    pub fn record_audio_send(&self, i: usize) {
+        let ns = self.t0.elapsed().as_nanos() as u64 + 1;
+        self.sent_ns[self.video + i].store(ns, Ordering::Release);
     }
 
     /// Records that clip frame `i` is being sent now; returns its sequence number.
@@ -146,5 +180,24 @@ mod tests {
         t.record_send(1);
         assert!(t.lookup(frame_key(8, &b), Instant::now()).is_none());
         assert_eq!(t.sent_total(), 2);
+    }
+
+    #[test]
+    fn audio_frames_are_matched_apart_from_video() {
+        let v = [0x17u8, 1, 0, 0, 0, 1, 2, 3];
+        let a = [0xafu8, 1, 9, 9];
+        let t = FrameTable::with_audio([(8, &v[..])], [(4, &a[..])]);
+        assert_eq!(t.clip_frames(), 1);
+        assert!(
+            t.lookup(frame_key(4, &a), Instant::now()).is_none(),
+            "not sent yet"
+        );
+        t.record_audio_send(0);
+        assert!(t.lookup(frame_key(4, &a), Instant::now()).is_some());
+        assert!(
+            t.lookup(frame_key(8, &v), Instant::now()).is_none(),
+            "video not sent"
+        );
+        assert_eq!(t.sent_total(), 0, "audio is not counted as a video frame");
     }
 }

@@ -129,6 +129,9 @@ pub async fn publish(
                 table.record_send(i);
                 stats.video_frames += 1;
             }
+            if let Some(i) = tag.audio {
+                table.record_audio_send(i);
+            }
             s.send_media(tag.msg_type, ts as u32, tag.body.clone())
                 .map_err(|e| format!("publish: {e}"))?;
             stats.tags += 1;

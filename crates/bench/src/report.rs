@@ -53,8 +53,10 @@ pub struct Group {
     pub ended: BTreeMap<String, usize>,
     /// Time to first video frame, from starting to connect.
     pub ttff: Quantiles,
-    /// End-to-end latency of frames sent after each viewer connected.
+    /// End-to-end latency of video frames sent after each viewer connected.
     pub latency: Quantiles,
+    /// The same for audio frames.
+    pub audio_latency: Quantiles,
     /// Fewest coded video frames a connected viewer received.
     pub frames_min: u64,
     /// Median of the same.
@@ -128,6 +130,7 @@ pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: &[u64]) -> Grou
     };
     let mut ttff = Histogram::new();
     let mut lat = Histogram::new();
+    let mut audio_lat = Histogram::new();
     let mut frames = Vec::new();
     let mut ratios = Vec::new();
     for (r, &frames_sent) in results.iter().zip(frames_sent) {
@@ -143,6 +146,7 @@ pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: &[u64]) -> Grou
             ttff.record(t);
         }
         lat.merge(&r.latency);
+        audio_lat.merge(&r.audio_latency);
         frames.push(r.frames);
         let from = r.first_seq.unwrap_or(r.sent_at_connect);
         let expected = frames_sent.saturating_sub(from);
@@ -154,6 +158,7 @@ pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: &[u64]) -> Grou
     }
     g.ttff = Quantiles::of(&ttff);
     g.latency = Quantiles::of(&lat);
+    g.audio_latency = Quantiles::of(&audio_lat);
     g.frames_min = frames.iter().copied().min().unwrap_or(0);
     g.frames_median = median(&mut frames).unwrap_or(0);
     g.ratio_min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
@@ -202,9 +207,10 @@ impl Report {
             } else {
                 let _ = writeln!(
                 s,
-                "{:8} viewers {} connected {} failed {} | TTFF p50 {} ms p99 {} ms | latency p50 {} ms p99 {} ms max {} ms ({} samples) | frames min {} median {} | received/sent min {:.3} median {:.3}",
+                "{:8} viewers {} connected {} failed {} | TTFF p50 {} ms p99 {} ms | latency p50 {} ms p99 {} ms max {} ms ({} samples) | audio latency p50 {} ms p99 {} ms max {} ms | frames min {} median {} | received/sent min {:.3} median {:.3}",
                 g.kind, g.viewers, g.connected, g.failed, g.ttff.p50_ms, g.ttff.p99_ms,
                 g.latency.p50_ms, g.latency.p99_ms, g.latency.max_ms, g.latency.samples,
+                g.audio_latency.p50_ms, g.audio_latency.p99_ms, g.audio_latency.max_ms,
                 g.frames_min, g.frames_median, g.ratio_min, g.ratio_median
             );
             }

@@ -3,7 +3,7 @@
 //! read at most a given number of bytes per second; stalled viewers stop reading once the
 //! server has answered.
 
-use crate::frames::{frame_key, is_coded_video, FrameTable, KEY_PREFIX};
+use crate::frames::{frame_key, is_coded_audio, is_coded_video, FrameTable, KEY_PREFIX};
 use crate::hist::Histogram;
 use crate::scan::{Dechunker, FlowEnd, FlvScanner, TagSeen, WsDecoder};
 use crate::url::{Proto, Url};
@@ -80,6 +80,8 @@ pub struct ViewerResult {
     /// Latency of matched frames sent after this viewer connected (earlier ones are the
     /// server's GOP cache being replayed, not end-to-end latency).
     pub latency: Histogram,
+    /// The same for coded audio frames.
+    pub audio_latency: Histogram,
     /// Bytes read from the socket.
     pub bytes: u64,
     /// When it ended.
@@ -115,9 +117,23 @@ impl Tally<'_> {
         }
     }
 
+    fn on_audio(&mut self, len: u32, prefix: &[u8]) {
+        if !is_coded_audio(prefix) {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(m) = self.table.lookup(frame_key(len, prefix), now) {
+            if now - m.latency >= self.connected_at {
+                self.r.audio_latency.record(m.latency);
+            }
+        }
+    }
+
     fn on_tag(&mut self, t: TagSeen<'_>) {
-        if t.tag_type == 9 {
-            self.on_video(t.len, t.prefix);
+        match t.tag_type {
+            9 => self.on_video(t.len, t.prefix),
+            8 => self.on_audio(t.len, t.prefix),
+            _ => {}
         }
     }
 }
@@ -215,6 +231,7 @@ pub async fn run(
             first_seq: None,
             sent_at_connect: table.sent_total(),
             latency: Histogram::new(),
+            audio_latency: Histogram::new(),
             bytes: 0,
             ended_at: start,
         },
@@ -426,6 +443,11 @@ async fn rtmp(
                     msg_type: 9, body, ..
                 } => {
                     t.on_video(body.len() as u32, &body[..body.len().min(KEY_PREFIX)]);
+                }
+                ClientEvent::Media {
+                    msg_type: 8, body, ..
+                } => {
+                    t.on_audio(body.len() as u32, &body[..body.len().min(KEY_PREFIX)]);
                 }
                 ClientEvent::StreamEof { .. } => return Err("server ended the stream".into()),
                 ClientEvent::CommandError { command, code, .. } => {

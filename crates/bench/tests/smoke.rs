@@ -117,5 +117,6 @@ fn two_hundred_http_flv_viewers() {
     );
     assert_eq!(g.ttff.samples, viewers as u64, "every viewer has a TTFF");
     assert!(g.latency.samples > 0, "latency was matched");
+    assert!(g.audio_latency.samples > 0, "audio latency was matched");
     drop(server);
 }
