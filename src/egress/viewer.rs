@@ -132,9 +132,9 @@ where
     // While set, the viewer is watched (see `WATCH`): a new viewer, whose link is unknown, and
     // one whose socket was full lately, which a slow link would otherwise fill with a socket
     // buffer's worth of lag before it is seen again. A viewer that keeps up costs no extra
-    // syscall once its watch has run out.
-    let mut watch_until = Some(Instant::now() + WATCH);
-    let mut drain: Option<Drain> = None;
+    // syscall once its watch has run out, and no memory (boxed: this future lives as long as
+    // the viewer).
+    let mut watch = Some(Box::new(Watch::new(true)));
     // The largest receive window the viewer has advertised: its receive buffer, empty. Taken
     // now, before any media is sent, and raised when its buffer grows.
     let mut peer_window = crate::server::peer_window(slot.fd()).unwrap_or(0);
@@ -170,7 +170,7 @@ where
             if let Err(r) = write_batch(slot, w, ctx).await {
                 return r;
             }
-            watch_until = Some(Instant::now() + WATCH);
+            Watch::renew(&mut watch);
             continue;
         }
         let notified = stream.notified();
@@ -181,13 +181,12 @@ where
         } else {
             let now = Instant::now();
             let mut budget = ctx.viewer_limits().budget;
-            let (backlog_ms, pace_ms) = match watch_until {
-                Some(until) if now >= until => {
-                    watch_until = None;
-                    drain = None;
-                    (0, 0)
-                }
-                Some(_) => {
+            if watch.as_ref().is_some_and(|w| now >= w.until) {
+                watch = None;
+            }
+            let mut settled = false;
+            let (backlog_ms, pace_ms) = match watch.as_deref_mut() {
+                Some(w) => {
                     let q = crate::server::socket_queue(slot.fd());
                     let written = slot.core().totals.bytes;
                     // What waits for the viewer: our send queue, plus what its side has
@@ -197,7 +196,7 @@ where
                     peer_window = peer_window.max(window.unwrap_or(0));
                     let unread = window.map_or(0, |w| peer_window.saturating_sub(w)) as usize;
                     let held = q.queued + unread;
-                    let d = drain.get_or_insert_with(|| Drain::new(written, held));
+                    let d = w.drain.get_or_insert_with(|| Drain::new(written, held));
                     let ms = d.backlog_ms(written, held);
                     // Congestion and pacing go by our own queue, which the kernel counts
                     // exactly; what the viewer holds unread is known only from its window,
@@ -214,7 +213,10 @@ where
                         }
                     };
                     if congested {
-                        watch_until = Some(now + WATCH);
+                        w.until = now + WATCH;
+                        w.new_viewer = false;
+                    } else if w.new_viewer && d.rate.is_some() && q.queued == 0 {
+                        settled = true;
                     }
                     // Paced on unsent bytes: bytes in flight are bounded by TCP's window, and
                     // holding them back would cap a long-RTT viewer's throughput. While the
@@ -243,6 +245,9 @@ where
                 }
                 None => (0, 0),
             };
+            if settled {
+                watch = None;
+            }
             if pace_ms > PACE_MS {
                 // Pace the viewer to its drain rate: the rest of its backlog stays in the ring,
                 // where a skip can drop it. A viewer that stops reading altogether has a drain
@@ -287,7 +292,7 @@ where
                 }
                 egress.encode(&mut slot.core().batch, stream);
                 match write_batch(slot, w, ctx).await {
-                    Ok(true) => watch_until = Some(Instant::now() + WATCH),
+                    Ok(true) => Watch::renew(&mut watch),
                     Ok(false) => {}
                     Err(r) => return r,
                 }
@@ -301,7 +306,7 @@ where
             // top of the loop then end it. No per-wait shutdown or kick future is armed (that
             // would cost a registration per frame).
             Read::Empty => {
-                let framing = match watch_until {
+                let framing = match watch {
                     None => egress.parked_framing(),
                     Some(_) => None,
                 };
@@ -419,6 +424,37 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     batch.clear();
     c.batch = batch;
     out
+}
+
+/// A watched viewer's state (see `WATCH`).
+struct Watch {
+    until: Instant,
+    /// Not congested since it connected: the watch ends as soon as the viewer has taken
+    /// everything it was sent and its drain rate is known (a viewer that keeps up is watched for
+    /// a few hundred ms, not `WATCH`).
+    new_viewer: bool,
+    drain: Option<Drain>,
+}
+
+impl Watch {
+    fn new(new_viewer: bool) -> Self {
+        Watch {
+            until: Instant::now() + WATCH,
+            new_viewer,
+            drain: None,
+        }
+    }
+
+    /// Starts a watch, or extends the running one, for a viewer whose socket was found full.
+    fn renew(watch: &mut Option<Box<Watch>>) {
+        match watch {
+            Some(w) => {
+                w.until = Instant::now() + WATCH;
+                w.new_viewer = false;
+            }
+            None => *watch = Some(Box::new(Watch::new(false))),
+        }
+    }
 }
 
 /// How fast a congested viewer drains its socket, to turn the bytes queued in it into time.
