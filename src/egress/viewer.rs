@@ -196,8 +196,10 @@ where
                     peer_window = peer_window.max(window.unwrap_or(0));
                     let unread = window.map_or(0, |w| peer_window.saturating_sub(w)) as usize;
                     let held = q.queued + unread;
-                    let d = w.drain.get_or_insert_with(|| Drain::new(written, held));
-                    let ms = d.backlog_ms(written, held);
+                    let d = w
+                        .drain
+                        .get_or_insert_with(|| Drain::new(written, held, now));
+                    let ms = d.backlog_ms(written, held, now);
                     // Congestion and pacing go by our own queue, which the kernel counts
                     // exactly; what the viewer holds unread is known only from its window,
                     // which it re-advertises late (not before it has room for twice as much)
@@ -472,9 +474,9 @@ impl Drain {
     const MIN_WINDOW: Duration = Duration::from_millis(200);
     const MAX_WINDOW: Duration = Duration::from_secs(2);
 
-    fn new(written: u64, queued: usize) -> Self {
+    fn new(written: u64, queued: usize, now: Instant) -> Self {
         Drain {
-            since: Instant::now(),
+            since: now,
             written,
             queued,
             rate: None,
@@ -483,8 +485,8 @@ impl Drain {
 
     /// How long the viewer will take to take `queued` bytes (0 while unknown), given `written`
     /// bytes written in total.
-    fn backlog_ms(&mut self, written: u64, queued: usize) -> i64 {
-        let elapsed = self.since.elapsed();
+    fn backlog_ms(&mut self, written: u64, queued: usize, now: Instant) -> i64 {
+        let elapsed = now.saturating_duration_since(self.since);
         if elapsed >= Self::MIN_WINDOW {
             let drained =
                 (written - self.written + self.queued as u64).saturating_sub(queued as u64);
@@ -497,7 +499,7 @@ impl Drain {
             if elapsed >= Self::MAX_WINDOW {
                 *self = Drain {
                     rate: self.rate,
-                    ..Drain::new(written, queued)
+                    ..Drain::new(written, queued, now)
                 };
             }
         }
@@ -548,5 +550,66 @@ pub async fn write_with_timeout<W: AsyncWrite + Unpin>(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(CloseReason::from_io(&e)),
         Err(_) => Err(CloseReason::SlowViewer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn drain_rate_is_unknown_until_a_window_has_run() {
+        let t0 = Instant::now();
+        let mut d = Drain::new(0, 30_000, t0);
+        assert_eq!(
+            d.backlog_ms(0, 30_000, t0 + 100 * MS),
+            0,
+            "unknown: no time"
+        );
+        assert_eq!(d.rate, None);
+        // 6,000 bytes taken in 200 ms: 30 kB/s, so 24,000 queued take 800 ms.
+        assert_eq!(d.backlog_ms(0, 24_000, t0 + 200 * MS), 800);
+        assert_eq!(d.rate, Some(30_000));
+    }
+
+    #[test]
+    fn a_short_window_with_nothing_taken_keeps_the_last_rate() {
+        let t0 = Instant::now();
+        let mut d = Drain::new(0, 30_000, t0);
+        d.backlog_ms(0, 24_000, t0 + 200 * MS);
+        // The window restarts after 2 s; the viewer then takes nothing for 500 ms (it reads in
+        // ticks): not a stalled viewer yet.
+        d.backlog_ms(0, 0, t0 + 2000 * MS);
+        let rate = d.rate;
+        assert!(rate.is_some_and(|r| r > 0), "{rate:?}");
+        d.backlog_ms(10_000, 10_000, t0 + 2500 * MS);
+        assert_eq!(d.rate, rate, "500 ms with nothing taken");
+        // A whole window with nothing taken: it drains nothing.
+        d.backlog_ms(10_000, 10_000, t0 + 4000 * MS);
+        assert_eq!(d.rate, Some(0));
+        assert_eq!(
+            d.drain_ms(10_000),
+            0,
+            "a viewer that takes nothing is written to"
+        );
+    }
+
+    #[test]
+    fn a_new_viewer_that_takes_nothing_has_no_rate_until_a_whole_window() {
+        let t0 = Instant::now();
+        let mut d = Drain::new(60_000, 60_000, t0);
+        d.backlog_ms(60_000, 60_000, t0 + 500 * MS);
+        assert_eq!(
+            d.rate, None,
+            "unknown, so it waits rather than being written to"
+        );
+        d.backlog_ms(60_000, 60_000, t0 + 2000 * MS);
+        assert_eq!(
+            d.rate,
+            Some(0),
+            "then a stalled viewer, for the stall timer"
+        );
     }
 }
