@@ -88,17 +88,13 @@ impl FrameTable {
         let mut index = HashMap::new();
         let mut n = 0u32;
         let mut ambiguous = 0;
-        let mut video_frames = None;
+        let mut video_frames = 0;
         let frames = video
             .into_iter()
-            .map(Some)
-            .chain([None])
-            .chain(audio.into_iter().map(Some));
-        for f in frames {
-            let Some((len, prefix)) = f else {
-                video_frames = Some(n as usize);
-                continue;
-            };
+            .map(|f| (f, true))
+            .chain(audio.into_iter().map(|f| (f, false)));
+        for ((len, prefix), is_video) in frames {
+            video_frames += usize::from(is_video);
             let k = frame_key(len, prefix);
             if let Some(v) = index.insert(k, n) {
                 if v != AMBIGUOUS {
@@ -113,7 +109,7 @@ impl FrameTable {
             index,
             sent_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
             seq: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            video: video_frames.unwrap_or(n as usize),
+            video: video_frames,
             sent_total: AtomicU64::new(0),
             ambiguous,
         }

@@ -248,10 +248,10 @@ impl Subscriber {
         match s.ring.newest_keyframe() {
             // The keyframe is always ahead of a cursor that fell out of the ring.
             Some(k) if k > self.cursor || behind_ring => Some((k, false)),
-            None if behind_ring => Some((s.ring.next_seq(), s.has_video)),
-            // Lagging with the publisher away: there is nothing newer to skip to, and what is
-            // left would reach the viewer later than `max_lag`, so it is dropped.
-            _ if !live => Some((s.ring.next_seq(), s.has_video)),
+            // No keyframe to land on: the ring's end. Lagging with the publisher away, there is
+            // nothing newer to skip to and what is left would reach the viewer later than
+            // `max_lag`, so it is dropped.
+            _ if behind_ring || !live => Some((s.ring.next_seq(), s.has_video)),
             // Lagging inside the newest GOP: nothing whole to skip.
             _ => None,
         }
