@@ -345,17 +345,32 @@ impl Conn {
     ) -> CloseReason {
         let idle = Duration::from_millis(ctx.config.rtmp.publisher_idle_timeout_ms);
         let mut shutdown = ctx.shutdown.clone();
+        // Made once, not per read: a timeout, a shutdown and a kick future per read cost a timer
+        // insert and removal and two waiter-list registrations for every media message. The idle
+        // timer is moved on only when it fires, from the time of the last read.
+        let shutdown = shutdown.changed();
+        let kicked = client.kick.cancelled();
+        let idle_timer = tokio::time::sleep(idle);
+        tokio::pin!(shutdown, kicked, idle_timer);
+        let mut last_read = tokio::time::Instant::now();
         loop {
             let n = tokio::select! {
-                r = tokio::time::timeout(idle, sock.read(self.buf.space())) => match r {
-                    Err(_) => return CloseReason::Timeout("publisher idle"),
-                    Ok(Err(e)) => return CloseReason::from_io(&e),
-                    Ok(Ok(0)) => return CloseReason::PeerClosed,
-                    Ok(Ok(n)) => n,
+                r = sock.read(self.buf.space()) => match r {
+                    Err(e) => return CloseReason::from_io(&e),
+                    Ok(0) => return CloseReason::PeerClosed,
+                    Ok(n) => n,
                 },
-                _ = shutdown.changed() => return CloseReason::Shutdown,
-                _ = client.kick.cancelled() => return CloseReason::Kicked,
+                _ = &mut idle_timer => {
+                    if last_read.elapsed() >= idle {
+                        return CloseReason::Timeout("publisher idle");
+                    }
+                    idle_timer.as_mut().reset(last_read + idle);
+                    continue;
+                }
+                _ = &mut shutdown => return CloseReason::Shutdown,
+                _ = &mut kicked => return CloseReason::Kicked,
             };
+            last_read = tokio::time::Instant::now();
             client.add_bytes(n as u64);
             let data = self.buf.filled(n);
             if let Err(e) = self.session.handle_input(data) {

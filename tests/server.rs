@@ -212,3 +212,44 @@ fn sigterm_shuts_down_gracefully() {
     assert!(cap.clean_end, "viewer got a clean end of stream");
     drop(publisher);
 }
+
+/// `rtmp.publisher_idle_timeout_ms`: a publisher that stops sending is closed for it (reason
+/// `timeout`) within about one timeout; one that keeps sending, however slowly, is not, across
+/// several timeouts (the idle timer is moved on from the last read when it fires).
+#[test]
+fn a_quiet_publisher_is_closed_and_a_sending_one_kept() {
+    use sluice_rtmp::ClientMode;
+    const IDLE_MS: u64 = 600;
+    let server = TestServer::with(|c| c.rtmp.publisher_idle_timeout_ms = IDLE_MS);
+    let aac = || bytes::Bytes::from_static(&[0xAF, 0x01, 0x21, 0x10, 0x04, 0x60, 0x8C, 0x1C]);
+    let mut quiet = NativeClient::start(server.rtmp, "live", "quiet", ClientMode::Publish)
+        .expect("quiet publisher starts");
+    let mut busy = NativeClient::start(server.rtmp, "live", "busy", ClientMode::Publish)
+        .expect("busy publisher starts");
+    quiet.send(8, 0, aac()).unwrap();
+    let t0 = Instant::now();
+    let mut quiet_closed = None;
+    let mut ts = 0;
+    // Four timeouts long; the busy one sends every 200 ms (a third of the timeout).
+    while t0.elapsed() < Duration::from_millis(4 * IDLE_MS) {
+        ts += 200;
+        busy.send(8, ts, aac())
+            .unwrap_or_else(|e| panic!("busy publisher closed after {:?}: {e}", t0.elapsed()));
+        if quiet_closed.is_none() && quiet.poll_input().is_err() {
+            quiet_closed = Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let closed = quiet_closed.expect("the quiet publisher was closed");
+    assert!(
+        closed >= Duration::from_millis(IDLE_MS - 100)
+            && closed < Duration::from_millis(2 * IDLE_MS),
+        "quiet publisher closed after {closed:?} (timeout {IDLE_MS} ms)"
+    );
+    assert_eq!(server.ctx.conn_counters.close_totals().get("timeout"), 1);
+    assert!(
+        server.ctx.hub.get("live/busy").is_some(),
+        "busy stream live"
+    );
+    busy.close();
+}
