@@ -157,7 +157,7 @@ impl Batch {
             let k = self.iov(&mut iov);
             // `sendmsg`, not `writev`: the same iovecs, but it goes to the socket directly
             // instead of through the VFS write path (about 3 % of the CPU in S1 and S4 on this
-            // machine, A/B'd). No flags beyond the socket's own: it is non-blocking already, and
+            // machine, A/B'd). MSG_DONTWAIT although the socket is non-blocking already;
             // MSG_NOSIGNAL keeps a closed peer an error rather than a SIGPIPE.
             // SAFETY: `msghdr` is plain data and all-zero is an empty header (no address, no
             // control data).
