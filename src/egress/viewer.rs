@@ -56,11 +56,11 @@ pub struct ViewerTotals {
 /// A viewer is watched (its socket measured before each batch, one ioctl, and never parked in
 /// the fan-out) from when it connects and from whenever a write finds its socket full, until it
 /// has gone `WATCH` without being congested. A watched viewer is congested while its drain rate
-/// is unknown and `BACKLOG_CLEAR` bytes or more wait unsent, or while its send queue takes
+/// is unknown and `UNKNOWN_RATE_BACKLOG` bytes or more wait unsent, or while its send queue takes
 /// `CLEAR_MS` or more to drain (any queue, if it drains nothing), or while its cursor is
 /// `CLEAR_LAG_MS` or more behind live.
 const WATCH: Duration = Duration::from_secs(2);
-const BACKLOG_CLEAR: usize = 16 * 1024;
+const UNKNOWN_RATE_BACKLOG: usize = 16 * 1024;
 const CLEAR_MS: i64 = 100;
 const CLEAR_LAG_MS: i64 = 1000;
 /// A watched viewer is written to only while its unsent bytes would drain within this: the rest of its backlog stays in the ring, where a skip can drop it,
@@ -190,7 +190,12 @@ where
             let (backlog_ms, pace_ms) = match watch.as_deref_mut() {
                 Some(w) => {
                     let q = crate::server::socket_queue(slot.fd());
-                    let written = slot.core().totals.bytes;
+                    // One lock for both: bytes written so far, and how far behind live the
+                    // cursor is.
+                    let (written, lag_ms) = {
+                        let c = slot.core();
+                        (c.totals.bytes, c.sub.lag_ms())
+                    };
                     // What waits for the viewer: our send queue, plus what its side has
                     // received and not read (its receive buffer's fill, from its shrinking
                     // window).
@@ -209,12 +214,9 @@ where
                     // too: not congested, it would be sent everything it is behind by in one
                     // full-size batch.
                     let congested = match d.rate {
-                        None => q.unsent >= BACKLOG_CLEAR,
+                        None => q.unsent >= UNKNOWN_RATE_BACKLOG,
                         Some(0) => q.queued > 0,
-                        Some(_) => {
-                            d.drain_ms(q.queued) >= CLEAR_MS
-                                || slot.core().sub.lag_ms() >= CLEAR_LAG_MS
-                        }
+                        Some(_) => d.drain_ms(q.queued) >= CLEAR_MS || lag_ms >= CLEAR_LAG_MS,
                     };
                     if congested {
                         w.until = now + WATCH;
@@ -227,7 +229,7 @@ where
                     // rate is unknown, a full-looking socket waits for it rather than taking
                     // more.
                     let pace_ms = match d.rate {
-                        None if q.unsent >= BACKLOG_CLEAR => PACE_MS + UNKNOWN_WAIT_MS,
+                        None if q.unsent >= UNKNOWN_RATE_BACKLOG => PACE_MS + UNKNOWN_WAIT_MS,
                         _ => d.drain_ms(q.unsent),
                     };
                     // Small batches for a viewer that is not keeping up: a batch, once started,

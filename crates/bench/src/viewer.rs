@@ -97,6 +97,15 @@ struct Tally<'a> {
 }
 
 impl Tally<'_> {
+    /// The received frame's sequence number, and its latency if the publisher sent it after this
+    /// viewer connected (frames replayed from a GOP cache are not latency); `None` when the
+    /// frame is not in the publisher's table.
+    fn lookup(&self, len: u32, prefix: &[u8], now: Instant) -> Option<(u64, Option<Duration>)> {
+        let m = self.table.lookup(frame_key(len, prefix), now)?;
+        let live = (now - m.latency >= self.connected_at).then_some(m.latency);
+        Some((m.seq, live))
+    }
+
     fn on_video(&mut self, len: u32, prefix: &[u8]) {
         if !is_coded_video(prefix) {
             return;
@@ -106,13 +115,13 @@ impl Tally<'_> {
         if self.r.ttff.is_none() {
             self.r.ttff = Some(now - self.start);
         }
-        if let Some(m) = self.table.lookup(frame_key(len, prefix), now) {
+        if let Some((seq, live)) = self.lookup(len, prefix, now) {
             self.r.matched += 1;
             if self.r.first_seq.is_none() {
-                self.r.first_seq = Some(m.seq.saturating_sub(self.r.frames - 1));
+                self.r.first_seq = Some(seq.saturating_sub(self.r.frames - 1));
             }
-            if now - m.latency >= self.connected_at {
-                self.r.latency.record(m.latency);
+            if let Some(l) = live {
+                self.r.latency.record(l);
             }
         }
     }
@@ -121,11 +130,8 @@ impl Tally<'_> {
         if !is_coded_audio(prefix) {
             return;
         }
-        let now = Instant::now();
-        if let Some(m) = self.table.lookup(frame_key(len, prefix), now) {
-            if now - m.latency >= self.connected_at {
-                self.r.audio_latency.record(m.latency);
-            }
+        if let Some((_, Some(l))) = self.lookup(len, prefix, Instant::now()) {
+            self.r.audio_latency.record(l);
         }
     }
 
