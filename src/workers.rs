@@ -115,3 +115,32 @@ impl Workers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_go_to_the_thread_with_the_fewest_and_run_there() {
+        let w = Workers::start(2).unwrap();
+        assert_eq!(w.len(), 2);
+        let (a, _) = w.pick();
+        let (b, _) = w.pick();
+        assert_ne!(a, b, "the second connection goes to the other thread");
+        // Thread `a` finishes its connection: it has the fewest again.
+        w.done(a);
+        let (c, h) = w.pick();
+        assert_eq!(c, a);
+        // Work spawned on a picked handle runs on that thread.
+        let (tx, rx) = std::sync::mpsc::channel();
+        h.spawn(async move {
+            let _ = tx.send(std::thread::current().name().map(str::to_owned));
+        });
+        let name = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the task ran");
+        assert_eq!(name.as_deref(), Some(format!("sluice-w{c}").as_str()));
+        w.stop();
+        assert_eq!(w.alive_tasks(), 0);
+    }
+}
