@@ -16,7 +16,6 @@ pub mod names;
 pub mod readbuf;
 pub mod rtmp_conn;
 pub mod server;
-pub mod workers;
 
 pub use config::Config;
 pub use server::Server;

@@ -147,30 +147,19 @@ fn main() -> ExitCode {
         eprintln!("sluice: {e}");
         return ExitCode::from(2);
     }
-    let threads = match config.runtime.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    // Listeners, signals and housekeeping on this thread; connections on the worker threads.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .and_then(|rt| {
-            Ok((
-                rt,
-                std::sync::Arc::new(sluice::workers::Workers::start(threads)?),
-            ))
-        });
-    let (rt, workers) = match rt {
-        Ok(x) => x,
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if config.runtime.workers > 0 {
+        rt.worker_threads(config.runtime.workers);
+    }
+    let rt = match rt.enable_all().build() {
+        Ok(rt) => rt,
         Err(e) => {
             eprintln!("sluice: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let w = workers.clone();
-    let code = rt.block_on(async move {
-        let server = match sluice::Server::start_on(config, Some(w)).await {
+    rt.block_on(async move {
+        let server = match sluice::Server::start(config).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("sluice: {e}");
@@ -181,9 +170,7 @@ fn main() -> ExitCode {
         tracing::info!("shutting down");
         server.shutdown(Duration::from_secs(3)).await;
         ExitCode::SUCCESS
-    });
-    workers.stop();
-    code
+    })
 }
 
 fn init_logging(config: &Config) -> Result<(), String> {

@@ -33,8 +33,6 @@ pub struct Ctx {
     pub started: std::time::Instant,
     /// Open connections per peer IP (`limits.max_connections_per_ip`).
     pub per_ip: PerIp,
-    /// Connection threads; None runs connections on the runtime that started the server.
-    pub workers: Option<Arc<crate::workers::Workers>>,
 }
 
 impl Ctx {
@@ -144,17 +142,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listeners and starts accepting; connections run on the caller's runtime.
+    /// Binds the listeners and starts accepting.
     pub async fn start(config: Config) -> std::io::Result<Server> {
-        Server::start_on(config, None).await
-    }
-
-    /// As [`Server::start`], with connections placed on `workers`' threads when given (the
-    /// listeners and housekeeping stay on the caller's runtime).
-    pub async fn start_on(
-        config: Config,
-        workers: Option<Arc<crate::workers::Workers>>,
-    ) -> std::io::Result<Server> {
         let config = Arc::new(config);
         let rtmp = TcpListener::bind(config.rtmp.listen)
             .await
@@ -174,7 +163,6 @@ impl Server {
             rates: Rates::default(),
             started: std::time::Instant::now(),
             per_ip: PerIp::default(),
-            workers,
         });
         let rtmp_addr = rtmp.local_addr()?;
         let http_addr = http.local_addr()?;
@@ -221,22 +209,12 @@ enum Proto {
     Http = 1,
 }
 
-/// An admitted connection: counted in `connections`, `per_ip` and its worker thread's load
-/// until dropped.
-struct ConnGuard {
-    ctx: Arc<Ctx>,
-    ip: std::net::IpAddr,
-    /// Index in `ctx.workers` of the thread it was placed on.
-    worker: Option<u16>,
-}
+struct ConnGuard(Arc<Ctx>, std::net::IpAddr);
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.ctx.per_ip.remove(self.ip);
-        self.ctx.connections.fetch_sub(1, Ordering::Relaxed);
-        if let (Some(w), Some(i)) = (&self.ctx.workers, self.worker) {
-            w.done(i as usize);
-        }
+        self.0.per_ip.remove(self.1);
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -258,11 +236,7 @@ fn admit(ctx: &Arc<Ctx>, peer: SocketAddr) -> Result<ConnGuard, CloseReason> {
             l.max_connections_per_ip
         )));
     }
-    Ok(ConnGuard {
-        ctx: ctx.clone(),
-        ip: peer.ip(),
-        worker: None,
-    })
+    Ok(ConnGuard(ctx.clone(), peer.ip()))
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
@@ -276,7 +250,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
                 continue;
             }
         };
-        let mut guard = match admit(&ctx, peer) {
+        let guard = match admit(&ctx, peer) {
             Ok(g) => g,
             Err(reason) => {
                 // Dropping the socket closes it; no task, no buffer.
@@ -286,43 +260,24 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
             }
         };
         ctx.conn_counters.accepted(proto as usize);
-        // The socket moves to the chosen thread's epoll: it leaves this runtime's here and joins
-        // the other's inside the task (a socket is registered with the runtime that polls it).
-        let sock = match sock.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "cannot hand the connection over");
-                continue;
-            }
-        };
-        let handle = match &ctx.workers {
-            Some(w) => {
-                let (i, h) = w.pick();
-                guard.worker = Some(i as u16);
-                h.clone()
-            }
-            None => tokio::runtime::Handle::current(),
-        };
         let ctx = ctx.clone();
         // One spawn per protocol: a task's allocation is the size of its future, and a `match`
         // over both would make every HTTP viewer pay for the (larger) RTMP session's state.
         match proto {
-            Proto::Rtmp => drop(handle.spawn(async move {
-                let _guard = guard;
-                let reason = match TcpStream::from_std(sock) {
-                    Ok(sock) => crate::rtmp_conn::serve(sock, peer, ctx.clone()).await,
-                    Err(e) => CloseReason::from_io(&e),
-                };
-                ctx.conn_counters.closed(proto as usize, &reason);
-            })),
-            Proto::Http => drop(handle.spawn(async move {
-                let _guard = guard;
-                let reason = match TcpStream::from_std(sock) {
-                    Ok(sock) => crate::http::serve(sock, peer, ctx.clone()).await,
-                    Err(e) => CloseReason::from_io(&e),
-                };
-                ctx.conn_counters.closed(proto as usize, &reason);
-            })),
+            Proto::Rtmp => {
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let reason = crate::rtmp_conn::serve(sock, peer, ctx.clone()).await;
+                    ctx.conn_counters.closed(proto as usize, &reason);
+                });
+            }
+            Proto::Http => {
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let reason = crate::http::serve(sock, peer, ctx.clone()).await;
+                    ctx.conn_counters.closed(proto as usize, &reason);
+                });
+            }
         }
     }
 }

@@ -200,7 +200,7 @@ fn wait_idle(server: &TestServer, base_tasks: usize, phase: &str) {
     let idle = || {
         server.ctx.connections.load(Ordering::Relaxed) == 0
             && server.ctx.hub.streams().is_empty()
-            && server.alive_tasks() == base_tasks
+            && server.runtime.metrics().num_alive_tasks() == base_tasks
             && server.ctx.per_ip.ips() == 0
     };
     while !idle() {
@@ -209,7 +209,7 @@ fn wait_idle(server: &TestServer, base_tasks: usize, phase: &str) {
             "{phase}: left over after 20 s: {} connections, {} streams, {} tasks (base {base_tasks})",
             server.ctx.connections.load(Ordering::Relaxed),
             server.ctx.hub.streams().len(),
-            server.alive_tasks()
+            server.runtime.metrics().num_alive_tasks()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -230,7 +230,7 @@ fn churn_leaves_nothing_behind() {
         c.log.level = "warn".into();
     });
     std::thread::sleep(Duration::from_millis(200));
-    let base_tasks = server.alive_tasks();
+    let base_tasks = server.runtime.metrics().num_alive_tasks();
     let totals = Arc::new(Totals::default());
 
     churn(&server, warm, 1, &totals);

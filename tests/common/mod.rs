@@ -17,10 +17,8 @@ pub struct TestServer {
     pub http: SocketAddr,
     /// The running server's shared state (hub, connection count, close counters).
     pub ctx: std::sync::Arc<sluice::server::Ctx>,
-    /// The runtime with the listeners and housekeeping (for task counts).
+    /// The server's runtime (for task counts).
     pub runtime: tokio::runtime::Handle,
-    /// The connection threads, as the binary runs them.
-    pub workers: std::sync::Arc<sluice::workers::Workers>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -47,18 +45,14 @@ impl TestServer {
         tweak(&mut config);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        let workers = std::sync::Arc::new(sluice::workers::Workers::start(2).unwrap());
-        let w = workers.clone();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()
                 .unwrap();
-            let pool = w.clone();
             rt.block_on(async move {
-                let server = sluice::Server::start_on(config, Some(pool))
-                    .await
-                    .expect("server starts");
+                let server = sluice::Server::start(config).await.expect("server starts");
                 addr_tx
                     .send((
                         server.rtmp_addr,
@@ -70,7 +64,6 @@ impl TestServer {
                 let _ = stop_rx.await;
                 server.shutdown(Duration::from_secs(2)).await;
             });
-            w.stop();
         });
         let (rtmp, http, ctx, runtime) = addr_rx
             .recv_timeout(Duration::from_secs(10))
@@ -80,15 +73,9 @@ impl TestServer {
             http,
             ctx,
             runtime,
-            workers,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
-    }
-
-    /// Tasks alive on the server's runtime and its connection threads.
-    pub fn alive_tasks(&self) -> usize {
-        self.runtime.metrics().num_alive_tasks() + self.workers.alive_tasks()
     }
 
     pub fn rtmp_url(&self, key: &str) -> String {
