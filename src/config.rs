@@ -138,11 +138,24 @@ pub struct ApiConfig {
     pub token: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
     /// Worker threads; 0 = one per CPU.
     pub workers: usize,
+    /// New connections go to the first worker until it was busy this share (%) of the last
+    /// 100 ms, then to the others (src/placement.rs). 0 runs every connection on one
+    /// work-stealing pool of all the workers.
+    pub spill_busy_percent: u8,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            workers: 0,
+            spill_busy_percent: 70,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -325,6 +338,13 @@ impl Config {
                 "must be 0 (one per CPU) to 1024",
             );
         }
+        if self.runtime.spill_busy_percent > 100 {
+            return bad(
+                "runtime.spill_busy_percent",
+                self.runtime.spill_busy_percent.to_string(),
+                "must be 0 to 100",
+            );
+        }
         if self.rtmp.max_message_size < 1024 {
             return bad(
                 "rtmp.max_message_size",
@@ -498,5 +518,9 @@ mod tests {
                 .workers,
             1
         );
+        let e = Config::from_toml("[runtime]\nspill_busy_percent = 101")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtime.spill_busy_percent"), "{e}");
     }
 }

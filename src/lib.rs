@@ -13,6 +13,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod names;
+pub mod placement;
 pub mod readbuf;
 pub mod rtmp_conn;
 pub mod server;

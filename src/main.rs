@@ -147,19 +147,34 @@ fn main() -> ExitCode {
         eprintln!("sluice: {e}");
         return ExitCode::from(2);
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if config.runtime.workers > 0 {
-        rt.worker_threads(config.runtime.workers);
-    }
-    let rt = match rt.enable_all().build() {
-        Ok(rt) => rt,
+    let threads = match config.runtime.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // The listeners and the first connections on one worker; the rest of the threads take
+    // connections once it is busy (src/placement.rs). With spilling off, one pool of them all.
+    let build = |workers: usize| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    };
+    let pack = threads > 1 && config.runtime.spill_busy_percent > 0;
+    let rts = if pack {
+        build(1).and_then(|rt| Ok((rt, Some(build(threads - 1)?))))
+    } else {
+        build(threads).map(|rt| (rt, None))
+    };
+    let (rt, spill) = match rts {
+        Ok(x) => x,
         Err(e) => {
             eprintln!("sluice: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
-        let server = match sluice::Server::start(config).await {
+    let spill_handle = spill.as_ref().map(|rt| rt.handle().clone());
+    let code = rt.block_on(async move {
+        let server = match sluice::Server::start_with_spill(config, spill_handle).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("sluice: {e}");
@@ -170,7 +185,12 @@ fn main() -> ExitCode {
         tracing::info!("shutting down");
         server.shutdown(Duration::from_secs(3)).await;
         ExitCode::SUCCESS
-    })
+    });
+    // Connections still open past the grace are dropped with their runtime.
+    if let Some(spill) = spill {
+        spill.shutdown_timeout(Duration::from_millis(500));
+    }
+    code
 }
 
 fn init_logging(config: &Config) -> Result<(), String> {

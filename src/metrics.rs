@@ -311,6 +311,10 @@ pub fn render(ctx: &Ctx) -> String {
     for ((l, r), n) in ctx.conn_counters.refused.snapshot() {
         f.sample(&[("protocol", l), ("reason", r)], n);
     }
+    let help = "TCP connections run on the spill workers because the first was busy \
+                (runtime.spill_busy_percent).";
+    let spilled = ctx.placement.as_ref().map_or(0, |p| p.spilled());
+    o.single("sluice_connections_spilled_total", "counter", help, spilled);
     let (rx, tx) = ctx.clients.byte_totals();
     let help = "Bytes received from publishers.";
     o.single("sluice_received_bytes_total", "counter", help, rx);

@@ -33,6 +33,8 @@ pub struct Ctx {
     pub started: std::time::Instant,
     /// Open connections per peer IP (`limits.max_connections_per_ip`).
     pub per_ip: PerIp,
+    /// Where new connections run; None runs them all on the runtime that started the server.
+    pub placement: Option<crate::placement::Placement>,
 }
 
 impl Ctx {
@@ -142,8 +144,24 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listeners and starts accepting.
+    /// Binds the listeners and starts accepting; connections run on the caller's runtime.
     pub async fn start(config: Config) -> std::io::Result<Server> {
+        Server::start_with_spill(config, None).await
+    }
+
+    /// As [`Server::start`], with connections moved to `spill` whenever the caller's runtime
+    /// was busy `runtime.spill_busy_percent` of the last 100 ms (src/placement.rs).
+    pub async fn start_with_spill(
+        config: Config,
+        spill: Option<tokio::runtime::Handle>,
+    ) -> std::io::Result<Server> {
+        let placement = spill.map(|h| {
+            crate::placement::Placement::new(
+                &tokio::runtime::Handle::current(),
+                h,
+                config.runtime.spill_busy_percent,
+            )
+        });
         let config = Arc::new(config);
         let rtmp = TcpListener::bind(config.rtmp.listen)
             .await
@@ -163,6 +181,7 @@ impl Server {
             rates: Rates::default(),
             started: std::time::Instant::now(),
             per_ip: PerIp::default(),
+            placement,
         });
         let rtmp_addr = rtmp.local_addr()?;
         let http_addr = http.local_addr()?;
@@ -260,24 +279,52 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
             }
         };
         ctx.conn_counters.accepted(proto as usize);
-        let ctx = ctx.clone();
-        // One spawn per protocol: a task's allocation is the size of its future, and a `match`
-        // over both would make every HTTP viewer pay for the (larger) RTMP session's state.
-        match proto {
-            Proto::Rtmp => {
-                tokio::spawn(async move {
-                    let _guard = guard;
-                    let reason = crate::rtmp_conn::serve(sock, peer, ctx.clone()).await;
-                    ctx.conn_counters.closed(proto as usize, &reason);
-                });
+        match ctx.placement.as_ref().and_then(|p| p.pick()) {
+            None => spawn_conn(sock, peer, ctx.clone(), proto, guard),
+            Some(spill) => {
+                // The socket leaves this runtime's epoll here and joins the spill runtime's
+                // inside the task (a socket is registered with the runtime that polls it).
+                let sock = match sock.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "cannot hand the connection over");
+                        continue;
+                    }
+                };
+                let ctx = ctx.clone();
+                drop(spill.spawn(async move {
+                    match TcpStream::from_std(sock) {
+                        Ok(sock) => spawn_conn(sock, peer, ctx, proto, guard),
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "cannot take the connection over");
+                            ctx.conn_counters
+                                .closed(proto as usize, &CloseReason::from_io(&e));
+                        }
+                    }
+                }));
             }
-            Proto::Http => {
-                tokio::spawn(async move {
-                    let _guard = guard;
-                    let reason = crate::http::serve(sock, peer, ctx.clone()).await;
-                    ctx.conn_counters.closed(proto as usize, &reason);
-                });
-            }
+        }
+    }
+}
+
+/// Runs a connection as a task on the current runtime.
+fn spawn_conn(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, proto: Proto, guard: ConnGuard) {
+    // One spawn per protocol: a task's allocation is the size of its future, and a `match`
+    // over both would make every HTTP viewer pay for the (larger) RTMP session's state.
+    match proto {
+        Proto::Rtmp => {
+            tokio::spawn(async move {
+                let _guard = guard;
+                let reason = crate::rtmp_conn::serve(sock, peer, ctx.clone()).await;
+                ctx.conn_counters.closed(proto as usize, &reason);
+            });
+        }
+        Proto::Http => {
+            tokio::spawn(async move {
+                let _guard = guard;
+                let reason = crate::http::serve(sock, peer, ctx.clone()).await;
+                ctx.conn_counters.closed(proto as usize, &reason);
+            });
         }
     }
 }

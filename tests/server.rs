@@ -125,6 +125,66 @@ fn republish_keeps_a_waiting_viewer_with_monotonic_timestamps() {
     assert!(errors.is_empty(), "decode errors: {errors}");
 }
 
+/// Connections placed on the spill workers (here all of them: `spill_busy_percent = 0`) are
+/// served there: a publisher and two viewers, one over HTTP-FLV and one real ffmpeg over RTMP,
+/// get every frame decodable; the socket moved between the runtimes' epolls intact.
+#[test]
+fn connections_on_the_spill_workers_publish_and_play() {
+    let server = TestServer::with_spill(|c| c.runtime.spill_busy_percent = 0);
+    let key = "live/spilled";
+    let clip = media("h264-360p25-baseline-video-only-5s.flv");
+    let p = publish("ffmpeg", &clip, &server.rtmp_url(key));
+    wait_for_stream(server.http, key);
+    let http = server.http;
+    let viewer = std::thread::spawn(move || http_flv(http, key, Duration::from_secs(30)));
+    let dir = scratch("spilled");
+    let rtmp_file = dir.join("rtmp.flv");
+    let rtmp_viewer = Proc::spawn(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            &server.rtmp_url(key),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            rtmp_file.to_str().unwrap(),
+        ],
+    );
+    assert!(p.wait(Duration::from_secs(15)).status.success());
+    let cap = viewer.join().unwrap();
+    assert!(cap.clean_end, "the viewer saw the stream end");
+    let out = rtmp_viewer.wait(Duration::from_secs(15));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, t) = tags(&cap.flv);
+    let frames = t
+        .iter()
+        .filter(|t| t.tag_type == 9 && t.body.len() > 5 && t.body[1] == 1)
+        .count();
+    assert!(frames >= 100, "HTTP-FLV frames: {frames}");
+    let file = dir.join("http.flv");
+    std::fs::write(&file, &cap.flv).unwrap();
+    for f in [&file, &rtmp_file] {
+        let errors = decode_errors("ffmpeg", f);
+        assert!(
+            errors.is_empty(),
+            "{}: decode errors: {errors}",
+            f.display()
+        );
+    }
+    let probe = ffprobe_streams("ffprobe", &rtmp_file);
+    assert!(probe.contains("h264"), "{probe}");
+    let spilled = server.ctx.placement.as_ref().unwrap().spilled();
+    assert!(spilled >= 3, "publisher and two viewers spilled: {spilled}");
+}
+
 #[test]
 fn cli_print_config_and_bad_config() {
     let bin = env!("CARGO_BIN_EXE_sluice");

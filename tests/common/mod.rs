@@ -39,6 +39,16 @@ impl TestServer {
     }
 
     pub fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::build(tweak, false)
+    }
+
+    /// As `with`, laid out as the binary is: the listeners on a one-worker runtime and a
+    /// second one-worker runtime that connections spill to (`runtime.spill_busy_percent`).
+    pub fn with_spill(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::build(tweak, true)
+    }
+
+    fn build(tweak: impl FnOnce(&mut Config), spill: bool) -> Self {
         let mut config = Config::default();
         config.rtmp.listen = "127.0.0.1:0".parse().unwrap();
         config.http.listen = "127.0.0.1:0".parse().unwrap();
@@ -46,13 +56,23 @@ impl TestServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = |workers| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(workers)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            };
+            let (rt, spill) = if spill {
+                (runtime(1), Some(runtime(1)))
+            } else {
+                (runtime(2), None)
+            };
+            let spill_handle = spill.as_ref().map(|s| s.handle().clone());
             rt.block_on(async move {
-                let server = sluice::Server::start(config).await.expect("server starts");
+                let server = sluice::Server::start_with_spill(config, spill_handle)
+                    .await
+                    .expect("server starts");
                 addr_tx
                     .send((
                         server.rtmp_addr,
@@ -64,6 +84,7 @@ impl TestServer {
                 let _ = stop_rx.await;
                 server.shutdown(Duration::from_secs(2)).await;
             });
+            drop(spill);
         });
         let (rtmp, http, ctx, runtime) = addr_rx
             .recv_timeout(Duration::from_secs(10))

@@ -1,0 +1,155 @@
+//! Where a new connection runs: on the primary runtime (one thread) while that thread has room,
+//! on the spill runtime (the other worker threads, work-stealing) once it is busy.
+//!
+//! Why: tokio's work-stealing scheduler wakes an idle worker whenever the one that polled the
+//! sockets has two tasks to run. At light load that is nearly every publisher frame, and the
+//! woken worker usually finds nothing to steal and sleeps again: with 50 streams × 20 viewers on
+//! 2 cores, the second worker cost 8–10 % of the CPU per delivered GB (one worker against two,
+//! alternating A/Bs). Packing light load onto one thread removes that; spilling once the thread
+//! is busy keeps the other cores for load that needs them. This is the packing half of the
+//! per-thread layout tried earlier (DESIGN.md), without its weakness: connections that spill go
+//! to a work-stealing pool, so none waits behind one busy thread.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::{Handle, RuntimeMetrics};
+
+/// Shortest window the primary's busy share is measured over.
+const WINDOW: Duration = Duration::from_millis(100);
+
+/// Chooses between the primary runtime and the spill runtime for each new connection.
+pub struct Placement {
+    spill: Handle,
+    primary: RuntimeMetrics,
+    /// Spill when the primary was busy at least this share of the last window (permille).
+    above: u32,
+    window: Mutex<Window>,
+    spilled: AtomicU64,
+}
+
+struct Window {
+    since: Instant,
+    busy_at: Duration,
+    busy: u32,
+}
+
+impl Placement {
+    /// `primary` is the runtime the listeners run on (the caller's); `spill` takes connections
+    /// while the primary's workers were busy at least `above_percent` % of the last window.
+    pub fn new(primary: &Handle, spill: Handle, above_percent: u8) -> Placement {
+        let primary = primary.metrics();
+        let busy_at = total_busy(&primary);
+        Placement {
+            spill,
+            primary,
+            above: u32::from(above_percent.min(100)) * 10,
+            window: Mutex::new(Window {
+                since: Instant::now(),
+                busy_at,
+                busy: 0,
+            }),
+            spilled: AtomicU64::new(0),
+        }
+    }
+
+    /// Where the next connection goes: `None` for the primary (the caller's runtime).
+    pub fn pick(&self) -> Option<&Handle> {
+        let spill = self.busy_permille(Instant::now()) >= self.above;
+        if spill {
+            self.spilled.fetch_add(1, Ordering::Relaxed);
+        }
+        spill.then_some(&self.spill)
+    }
+
+    /// Connections sent to the spill runtime so far.
+    pub fn spilled(&self) -> u64 {
+        self.spilled.load(Ordering::Relaxed)
+    }
+
+    /// The primary's busy share (permille) over the last complete window, re-measured when the
+    /// window has passed.
+    fn busy_permille(&self, now: Instant) -> u32 {
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = now.saturating_duration_since(w.since);
+        if elapsed >= WINDOW {
+            let busy_at = total_busy(&self.primary);
+            let workers = self.primary.num_workers().max(1) as u128;
+            let busy = busy_at.saturating_sub(w.busy_at).as_nanos() * 1000;
+            w.busy = (busy / (elapsed.as_nanos() * workers)).min(1000) as u32;
+            w.since = now;
+            w.busy_at = busy_at;
+        }
+        w.busy
+    }
+}
+
+fn total_busy(m: &RuntimeMetrics) -> Duration {
+    (0..m.num_workers())
+        .map(|i| m.worker_total_busy_duration(i))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spill_rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_idle_primary_keeps_connections_and_a_busy_one_spills() {
+        let primary = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let spill = spill_rt();
+        let p = Placement::new(primary.handle(), spill.handle().clone(), 50);
+        // Idle: nothing has run on the primary's worker.
+        std::thread::sleep(WINDOW + Duration::from_millis(20));
+        assert!(p.pick().is_none(), "idle primary spilled");
+        // Busy: its one worker spins for more than a window.
+        let t0 = Instant::now();
+        primary.spawn(async move {
+            while t0.elapsed() < WINDOW * 4 {
+                std::hint::spin_loop();
+            }
+        });
+        std::thread::sleep(WINDOW * 3);
+        // The first pick after the window closes it; busy time is published by the worker as
+        // it runs (every few dozen polls) or parks, so allow a window for it to show.
+        let mut spilled = false;
+        for _ in 0..4 {
+            if p.pick().is_some() {
+                spilled = true;
+                break;
+            }
+            std::thread::sleep(WINDOW);
+        }
+        assert!(spilled, "a busy primary kept taking connections");
+        drop(primary);
+        drop(spill);
+    }
+
+    #[test]
+    fn at_zero_percent_everything_spills_and_at_a_hundred_nothing_while_idle() {
+        let primary = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let spill = spill_rt();
+        let all = Placement::new(primary.handle(), spill.handle().clone(), 0);
+        assert!(all.pick().is_some());
+        assert_eq!(all.spilled(), 1);
+        let none = Placement::new(primary.handle(), spill.handle().clone(), 100);
+        std::thread::sleep(WINDOW + Duration::from_millis(20));
+        assert!(none.pick().is_none());
+    }
+}
