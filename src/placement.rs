@@ -19,6 +19,11 @@ use tokio::runtime::{Handle, RuntimeMetrics};
 /// Shortest window the primary's busy share is measured over.
 const WINDOW: Duration = Duration::from_millis(100);
 
+/// Most new connections the primary takes within one window. Its busy share is known only for
+/// the last window, so without this a burst (every publisher reconnecting after a restart)
+/// would all land on it before the measure could show the load they bring.
+const MAX_PER_WINDOW: u32 = 64;
+
 /// Chooses between the primary runtime and the spill runtime for each new connection.
 pub struct Placement {
     spill: Handle,
@@ -33,6 +38,8 @@ struct Window {
     since: Instant,
     busy_at: Duration,
     busy: u32,
+    /// Connections the primary took since `since`.
+    taken: u32,
 }
 
 impl Placement {
@@ -49,6 +56,7 @@ impl Placement {
                 since: Instant::now(),
                 busy_at,
                 busy: 0,
+                taken: 0,
             }),
             spilled: AtomicU64::new(0),
         }
@@ -56,21 +64,16 @@ impl Placement {
 
     /// Where the next connection goes: `None` for the primary (the caller's runtime).
     pub fn pick(&self) -> Option<&Handle> {
-        let spill = self.busy_permille(Instant::now()) >= self.above;
+        let spill = self.place(Instant::now());
         if spill {
             self.spilled.fetch_add(1, Ordering::Relaxed);
         }
         spill.then_some(&self.spill)
     }
 
-    /// Connections sent to the spill runtime so far.
-    pub fn spilled(&self) -> u64 {
-        self.spilled.load(Ordering::Relaxed)
-    }
-
-    /// The primary's busy share (permille) over the last complete window, re-measured when the
-    /// window has passed.
-    fn busy_permille(&self, now: Instant) -> u32 {
+    /// True to spill: the primary was busy at least `above` over the last complete window
+    /// (re-measured once a window has passed), or took its share of this one already.
+    fn place(&self, now: Instant) -> bool {
         let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_duration_since(w.since);
         if elapsed >= WINDOW {
@@ -80,8 +83,18 @@ impl Placement {
             w.busy = (busy / (elapsed.as_nanos() * workers)).min(1000) as u32;
             w.since = now;
             w.busy_at = busy_at;
+            w.taken = 0;
         }
-        w.busy
+        if w.busy >= self.above || w.taken >= MAX_PER_WINDOW {
+            return true;
+        }
+        w.taken += 1;
+        false
+    }
+
+    /// Connections sent to the spill runtime so far.
+    pub fn spilled(&self) -> u64 {
+        self.spilled.load(Ordering::Relaxed)
     }
 }
 
@@ -136,6 +149,26 @@ mod tests {
         assert!(spilled, "a busy primary kept taking connections");
         drop(primary);
         drop(spill);
+    }
+
+    #[test]
+    fn a_burst_past_the_window_share_spills_until_the_next_window() {
+        let primary = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let spill = spill_rt();
+        let p = Placement::new(primary.handle(), spill.handle().clone(), 100);
+        let t0 = Instant::now() + WINDOW;
+        let spilled = (0..MAX_PER_WINDOW + 10).filter(|_| p.place(t0)).count();
+        assert_eq!(
+            spilled, 10,
+            "the first {MAX_PER_WINDOW} stay, the rest spill"
+        );
+        assert!(
+            !p.place(t0 + WINDOW),
+            "a new window takes connections again"
+        );
     }
 
     #[test]

@@ -183,6 +183,16 @@ fn connections_on_the_spill_workers_publish_and_play() {
     assert!(probe.contains("h264"), "{probe}");
     let spilled = server.ctx.placement.as_ref().unwrap().spilled();
     assert!(spilled >= 3, "publisher and two viewers spilled: {spilled}");
+    let metrics = sluice::metrics::render(&server.ctx);
+    let shown: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sluice_connections_spilled_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("sluice_connections_spilled_total in /metrics");
+    assert!(
+        shown >= spilled,
+        "/metrics shows {shown}, placement counted {spilled}"
+    );
 }
 
 #[test]
