@@ -75,21 +75,38 @@ impl Placement {
     /// (re-measured once a window has passed), or took its share of this one already.
     fn place(&self, now: Instant) -> bool {
         let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        let elapsed = now.saturating_duration_since(w.since);
-        if elapsed >= WINDOW {
-            let busy_at = total_busy(&self.primary);
-            let workers = self.primary.num_workers().max(1) as u128;
-            let busy = busy_at.saturating_sub(w.busy_at).as_nanos() * 1000;
-            w.busy = (busy / (elapsed.as_nanos() * workers)).min(1000) as u32;
-            w.since = now;
-            w.busy_at = busy_at;
-            w.taken = 0;
-        }
+        self.measure(&mut w, now);
         if w.busy >= self.above || w.taken >= MAX_PER_WINDOW {
             return true;
         }
         w.taken += 1;
         false
+    }
+
+    /// Closes the window if it has run its length. The server's housekeeping calls this every
+    /// 250 ms, so that a connection arriving after a quiet spell is placed on the primary's
+    /// recent load, not on its average over the spell.
+    pub fn tick(&self) {
+        self.tick_at(Instant::now());
+    }
+
+    fn tick_at(&self, now: Instant) {
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        self.measure(&mut w, now);
+    }
+
+    fn measure(&self, w: &mut Window, now: Instant) {
+        let elapsed = now.saturating_duration_since(w.since);
+        if elapsed < WINDOW {
+            return;
+        }
+        let busy_at = total_busy(&self.primary);
+        let workers = self.primary.num_workers().max(1) as u128;
+        let busy = busy_at.saturating_sub(w.busy_at).as_nanos() * 1000;
+        w.busy = (busy / (elapsed.as_nanos() * workers)).min(1000) as u32;
+        w.since = now;
+        w.busy_at = busy_at;
+        w.taken = 0;
     }
 
     /// Connections sent to the spill runtime so far.
@@ -169,6 +186,21 @@ mod tests {
             !p.place(t0 + WINDOW),
             "a new window takes connections again"
         );
+    }
+
+    #[test]
+    fn the_window_closes_on_the_housekeeping_tick_too() {
+        let primary = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let spill = spill_rt();
+        let p = Placement::new(primary.handle(), spill.handle().clone(), 100);
+        let since = p.window.lock().unwrap().since;
+        p.tick_at(since + WINDOW / 2);
+        assert_eq!(p.window.lock().unwrap().since, since, "not yet due");
+        p.tick_at(since + WINDOW);
+        assert_eq!(p.window.lock().unwrap().since, since + WINDOW, "closed");
     }
 
     #[test]

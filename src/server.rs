@@ -335,6 +335,9 @@ async fn reaper(ctx: Arc<Ctx>) {
         tick.tick().await;
         let now = std::time::Instant::now();
         ctx.hub.reap(now);
+        if let Some(p) = &ctx.placement {
+            p.tick();
+        }
         if n % 4 == 0 {
             ctx.rates.sample(&ctx.hub, now);
         }
