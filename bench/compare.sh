@@ -101,6 +101,11 @@ cleanup() {
       for _ in $(seq 50); do kill -0 "${STOP_CMD[1]}" 2>/dev/null || break; sleep 0.1; done
       kill -9 "${STOP_CMD[1]}" 2>/dev/null || true
     fi
+    # Peers too: let the measured process finish exiting (freeing its memory) before the next
+    # run starts, so it does not share the machine with it.
+    if [ -n "$SERVER_PID" ]; then
+      for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    fi
   fi
   STOP_CMD=()
 }

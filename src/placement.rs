@@ -125,7 +125,8 @@ fn total_busy(m: &RuntimeMetrics) -> Duration {
 mod tests {
     use super::*;
 
-    fn spill_rt() -> tokio::runtime::Runtime {
+    /// A one-worker runtime (as the binary's primary, and as a spill runtime here).
+    fn one_worker() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -133,15 +134,17 @@ mod tests {
             .unwrap()
     }
 
+    /// An idle primary and a spill runtime, and a placement over them spilling above `percent`.
+    fn idle(percent: u8) -> (Placement, [tokio::runtime::Runtime; 2]) {
+        let primary = one_worker();
+        let spill = one_worker();
+        let p = Placement::new(primary.handle(), spill.handle().clone(), percent);
+        (p, [primary, spill])
+    }
+
     #[test]
     fn an_idle_primary_keeps_connections_and_a_busy_one_spills() {
-        let primary = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let spill = spill_rt();
-        let p = Placement::new(primary.handle(), spill.handle().clone(), 50);
+        let (p, [primary, spill]) = idle(50);
         // Idle: nothing has run on the primary's worker.
         std::thread::sleep(WINDOW + Duration::from_millis(20));
         assert!(p.pick().is_none(), "idle primary spilled");
@@ -170,12 +173,7 @@ mod tests {
 
     #[test]
     fn a_burst_past_the_window_share_spills_until_the_next_window() {
-        let primary = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let spill = spill_rt();
-        let p = Placement::new(primary.handle(), spill.handle().clone(), 100);
+        let (p, _rts) = idle(100);
         let t0 = Instant::now() + WINDOW;
         let spilled = (0..MAX_PER_WINDOW + 10).filter(|_| p.place(t0)).count();
         assert_eq!(
@@ -190,12 +188,7 @@ mod tests {
 
     #[test]
     fn the_window_closes_on_the_housekeeping_tick_too() {
-        let primary = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let spill = spill_rt();
-        let p = Placement::new(primary.handle(), spill.handle().clone(), 100);
+        let (p, _rts) = idle(100);
         let since = p.window.lock().unwrap().since;
         p.tick_at(since + WINDOW / 2);
         assert_eq!(p.window.lock().unwrap().since, since, "not yet due");
@@ -205,15 +198,10 @@ mod tests {
 
     #[test]
     fn at_zero_percent_everything_spills_and_at_a_hundred_nothing_while_idle() {
-        let primary = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let spill = spill_rt();
-        let all = Placement::new(primary.handle(), spill.handle().clone(), 0);
+        let (all, _rts) = idle(0);
         assert!(all.pick().is_some());
         assert_eq!(all.spilled(), 1);
-        let none = Placement::new(primary.handle(), spill.handle().clone(), 100);
+        let (none, _rts) = idle(100);
         std::thread::sleep(WINDOW + Duration::from_millis(20));
         assert!(none.pick().is_none());
     }
