@@ -153,18 +153,7 @@ fn main() -> ExitCode {
     };
     // The listeners and the first connections on one worker; the rest of the threads take
     // connections once it is busy (src/placement.rs). With spilling off, one pool of them all.
-    let build = |workers: usize| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-    };
-    let pack = threads > 1 && config.runtime.spill_busy_percent > 0;
-    let rts = if pack {
-        build(1).and_then(|rt| Ok((rt, Some(build(threads - 1)?))))
-    } else {
-        build(threads).map(|rt| (rt, None))
-    };
+    let rts = sluice::placement::runtimes(threads, config.runtime.spill_busy_percent > 0);
     let (rt, spill) = match rts {
         Ok(x) => x,
         Err(e) => {

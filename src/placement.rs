@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio::runtime::{Handle, RuntimeMetrics};
+use tokio::runtime::{Handle, Runtime, RuntimeMetrics};
 
 /// Shortest window the primary's busy share is measured over.
 const WINDOW: Duration = Duration::from_millis(100);
@@ -23,6 +23,23 @@ const WINDOW: Duration = Duration::from_millis(100);
 /// the last window, so without this a burst (every publisher reconnecting after a restart)
 /// would all land on it before the measure could show the load they bring.
 const MAX_PER_WINDOW: u32 = 64;
+
+/// The runtimes a server with `threads` worker threads runs on: packed, a one-worker primary
+/// (the listeners and light load) and a spill runtime of the rest; otherwise one work-stealing
+/// pool of them all. The second is `None` when there is nothing to spill to.
+pub fn runtimes(threads: usize, pack: bool) -> std::io::Result<(Runtime, Option<Runtime>)> {
+    let build = |workers: usize| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    };
+    if pack && threads > 1 {
+        Ok((build(1)?, Some(build(threads - 1)?)))
+    } else {
+        Ok((build(threads.max(1))?, None))
+    }
+}
 
 /// Chooses between the primary runtime and the spill runtime for each new connection.
 pub struct Placement {
@@ -125,19 +142,11 @@ fn total_busy(m: &RuntimeMetrics) -> Duration {
 mod tests {
     use super::*;
 
-    /// A one-worker runtime (as the binary's primary, and as a spill runtime here).
-    fn one_worker() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
-    /// An idle primary and a spill runtime, and a placement over them spilling above `percent`.
-    fn idle(percent: u8) -> (Placement, [tokio::runtime::Runtime; 2]) {
-        let primary = one_worker();
-        let spill = one_worker();
+    /// An idle primary and a spill runtime, one worker each as the binary lays out two threads,
+    /// and a placement over them spilling above `percent`.
+    fn idle(percent: u8) -> (Placement, [Runtime; 2]) {
+        let (primary, spill) = runtimes(2, true).unwrap();
+        let spill = spill.unwrap();
         let p = Placement::new(primary.handle(), spill.handle().clone(), percent);
         (p, [primary, spill])
     }

@@ -56,18 +56,7 @@ impl TestServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::spawn(move || {
-            let runtime = |workers| {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(workers)
-                    .enable_all()
-                    .build()
-                    .unwrap()
-            };
-            let (rt, spill) = if spill {
-                (runtime(1), Some(runtime(1)))
-            } else {
-                (runtime(2), None)
-            };
+            let (rt, spill) = sluice::placement::runtimes(2, spill).unwrap();
             let spill_handle = spill.as_ref().map(|s| s.handle().clone());
             rt.block_on(async move {
                 let server = sluice::Server::start_with_spill(config, spill_handle)
