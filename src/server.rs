@@ -288,6 +288,8 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(%peer, error = %e, "cannot hand the connection over");
+                        ctx.conn_counters
+                            .closed(proto as usize, &CloseReason::from_io(&e));
                         continue;
                     }
                 };
