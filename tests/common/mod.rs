@@ -425,6 +425,15 @@ fn ws_deframe(raw: &[u8], pos: &mut usize, flv: &mut Vec<u8>) -> bool {
     close
 }
 
+/// Coded H.264 frames (legacy FLV AVC NALU packets, not sequence headers) in a capture.
+pub fn avc_frames(flv: &[u8]) -> usize {
+    tags(flv)
+        .1
+        .iter()
+        .filter(|t| t.tag_type == 9 && t.body.len() > 5 && t.body[1] == 1)
+        .count()
+}
+
 /// Tags of an FLV file or capture.
 pub fn tags(flv: &[u8]) -> (u8, Vec<sluice_flv::Tag>) {
     let (h, t) = sluice_flv::read_all(flv).expect("valid FLV");
