@@ -1,0 +1,1 @@
+//! HLS (RFC 8216) and Low-Latency HLS (RFC 8216bis), sans-IO.
