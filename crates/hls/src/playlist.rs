@@ -280,4 +280,171 @@ seg2.ts
 "
         );
     }
+
+    #[test]
+    fn low_latency_with_parts_preload_hint_and_token() {
+        let mut w = window(2, 4, 500, 7);
+        w.open_segment(4000, PDT + 4000, false).unwrap();
+        w.push_part(500, true, vec![Bytes::from_static(b"x")])
+            .unwrap();
+        // A token with a quote would break out of URI="...": left off.
+        assert!(!render(&Variant::ll_fmp4(), &w, false, Some("t=\"")).contains('?'));
+        assert_eq!(
+            render(&Variant::ll_fmp4(), &w, false, Some("token=a")),
+            r#"#EXTM3U
+#EXT-X-VERSION:9
+#EXT-X-TARGETDURATION:2
+#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.000,PART-HOLD-BACK=1.500
+#EXT-X-PART-INF:PART-TARGET=0.500
+#EXT-X-MEDIA-SEQUENCE:0
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-MAP:URI="init.mp4?token=a"
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z
+#EXT-X-PART:DURATION=0.500,URI="part0.0.m4s?token=a",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI="part0.1.m4s?token=a"
+#EXT-X-PART:DURATION=0.500,URI="part0.2.m4s?token=a"
+#EXT-X-PART:DURATION=0.500,URI="part0.3.m4s?token=a"
+#EXTINF:2.000,
+seg0.m4s?token=a
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z
+#EXT-X-PART:DURATION=0.500,URI="part1.0.m4s?token=a",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI="part1.1.m4s?token=a"
+#EXT-X-PART:DURATION=0.500,URI="part1.2.m4s?token=a"
+#EXT-X-PART:DURATION=0.500,URI="part1.3.m4s?token=a"
+#EXTINF:2.000,
+seg1.m4s?token=a
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z
+#EXT-X-PART:DURATION=0.500,URI="part2.0.m4s?token=a",INDEPENDENT=YES
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part2.1.m4s?token=a"
+"#
+        );
+    }
+
+    #[test]
+    fn delta_update_skips_old_segments_and_old_parts_drop_out() {
+        // Segments 3..=9 held (2 s each, end at 20 s): 3 and 4 start 12 s or more before
+        // the end, so are skipped; parts are listed for 7, 8, 9 (end < 6 s before the end).
+        let w = window(10, 4, 500, 7);
+        let full = render(&Variant::ll_fmp4(), &w, false, None);
+        assert!(full.contains("seg3.m4s\n") && !full.contains("EXT-X-SKIP"));
+        assert!(!full.contains("part6.") && full.contains("part7.0.m4s"));
+        assert_eq!(
+            render(&Variant::ll_fmp4(), &w, true, None),
+            r#"#EXTM3U
+#EXT-X-VERSION:9
+#EXT-X-TARGETDURATION:2
+#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.000,PART-HOLD-BACK=1.500
+#EXT-X-PART-INF:PART-TARGET=0.500
+#EXT-X-MEDIA-SEQUENCE:3
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-SKIP:SKIPPED-SEGMENTS=2
+#EXT-X-MAP:URI="init.mp4"
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:30.000Z
+#EXTINF:2.000,
+seg5.m4s
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:32.000Z
+#EXTINF:2.000,
+seg6.m4s
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:34.000Z
+#EXT-X-PART:DURATION=0.500,URI="part7.0.m4s",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI="part7.1.m4s"
+#EXT-X-PART:DURATION=0.500,URI="part7.2.m4s"
+#EXT-X-PART:DURATION=0.500,URI="part7.3.m4s"
+#EXTINF:2.000,
+seg7.m4s
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:36.000Z
+#EXT-X-PART:DURATION=0.500,URI="part8.0.m4s",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI="part8.1.m4s"
+#EXT-X-PART:DURATION=0.500,URI="part8.2.m4s"
+#EXT-X-PART:DURATION=0.500,URI="part8.3.m4s"
+#EXTINF:2.000,
+seg8.m4s
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:38.000Z
+#EXT-X-PART:DURATION=0.500,URI="part9.0.m4s",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI="part9.1.m4s"
+#EXT-X-PART:DURATION=0.500,URI="part9.2.m4s"
+#EXT-X-PART:DURATION=0.500,URI="part9.3.m4s"
+#EXTINF:2.000,
+seg9.m4s
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part10.0.m4s"
+"#
+        );
+        // A classic variant ignores the skip request; a short window has nothing to skip.
+        assert!(!render(&Variant::classic_ts(), &w, true, None).contains("SKIP"));
+        let short = window(3, 4, 500, 7);
+        assert!(!render(&Variant::ll_fmp4(), &short, true, None).contains("EXT-X-SKIP"));
+    }
+
+    #[test]
+    fn discontinuity_new_init_and_sequence() {
+        let mut w = window(1, 2, 1000, 2);
+        for (start, disc) in [(2000, true), (4000, false), (6000, true)] {
+            w.open_segment(start, PDT + start, disc).unwrap();
+            w.push_part(1000, true, vec![Bytes::from_static(b"x")])
+                .unwrap();
+            w.push_part(1000, false, vec![Bytes::from_static(b"x")])
+                .unwrap();
+            w.close_segment(start + 2000).unwrap();
+        }
+        // Segment 1 (the first discontinuity) has been evicted.
+        assert_eq!(
+            render(&Variant::ll_fmp4(), &w, false, None),
+            r#"#EXTM3U
+#EXT-X-VERSION:9
+#EXT-X-TARGETDURATION:2
+#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.000,PART-HOLD-BACK=3.000
+#EXT-X-PART-INF:PART-TARGET=1.000
+#EXT-X-MEDIA-SEQUENCE:2
+#EXT-X-DISCONTINUITY-SEQUENCE:1
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-MAP:URI="init1.mp4"
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z
+#EXT-X-PART:DURATION=1.000,URI="part2.0.m4s",INDEPENDENT=YES
+#EXT-X-PART:DURATION=1.000,URI="part2.1.m4s"
+#EXTINF:2.000,
+seg2.m4s
+#EXT-X-DISCONTINUITY
+#EXT-X-MAP:URI="init2.mp4"
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26.000Z
+#EXT-X-PART:DURATION=1.000,URI="part3.0.m4s",INDEPENDENT=YES
+#EXT-X-PART:DURATION=1.000,URI="part3.1.m4s"
+#EXTINF:2.000,
+seg3.m4s
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part4.0.m4s"
+"#
+        );
+        // Classic TS: the same breaks, no maps, no parts.
+        assert_eq!(
+            render(&Variant::classic_ts(), &w, false, None),
+            "#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:2
+#EXT-X-DISCONTINUITY-SEQUENCE:1
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z
+#EXTINF:2.000,
+seg2.ts
+#EXT-X-DISCONTINUITY
+#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26.000Z
+#EXTINF:2.000,
+seg3.ts
+"
+        );
+    }
+
+    #[test]
+    fn empty_window_and_empty_open_segment() {
+        let mut w = Window::new(WindowConfig::default()).unwrap();
+        let s = render(&Variant::ll_fmp4(), &w, false, None);
+        assert!(s.ends_with(
+            "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part0.0.m4s\"\n"
+        ));
+        w.open_segment(0, PDT, true).unwrap();
+        // An open segment without parts shows only as the preload hint.
+        assert_eq!(render(&Variant::ll_fmp4(), &w, false, None), s);
+        let fmp4_classic = Variant::new(Naming::fmp4(), false);
+        assert_eq!(fmp4_classic.version(), 6);
+        assert!(!render(&fmp4_classic, &w, false, None).contains("PRELOAD"));
+    }
 }
