@@ -519,7 +519,10 @@ mod tests {
     #[test]
     fn track_ids_checked() {
         let t = TrackConfig::aac(0, Bytes::from_static(&[0x12, 0x10])).unwrap();
-        assert_eq!(init_segment(std::slice::from_ref(&t)), Err(Fmp4Error::BadTrackId(0)));
+        assert_eq!(
+            init_segment(std::slice::from_ref(&t)),
+            Err(Fmp4Error::BadTrackId(0))
+        );
         let t = TrackConfig { track_id: 1, ..t };
         assert_eq!(init_segment(&[t.clone(), t]), Err(Fmp4Error::BadTrackId(1)));
         assert_eq!(init_segment(&[]), Err(Fmp4Error::NoTracks));

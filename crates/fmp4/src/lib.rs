@@ -46,6 +46,12 @@
 //! nominal 1024 at 44.1 kHz). The newest sample of each track waits for its successor to know
 //! its duration: one frame interval of latency per part (see [`muxer`]).
 //!
+//! # Modules
+//!
+//! [`init`] (tracks and the init segment), [`fragment`] (`moof` + `mdat`), [`muxer`] (frames in,
+//! fragments out), [`writer`] (the box writer), [`reader`] (box walking and fragment decoding
+//! for tests and tools), [`fuzzing`] (entry points of `fuzz/fuzz_targets/fmp4_*`), [`error`].
+//!
 //! # Not supported
 //!
 //! Codecs other than H.264, H.265 and AAC (AV1, VP9, Opus, MP3 would need their sample entries);

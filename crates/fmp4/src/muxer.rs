@@ -234,3 +234,135 @@ fn duration(ticks: i64) -> Result<u32, Fmp4Error> {
         max: u64::from(u32::MAX),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::Media;
+    use sluice_media::Codec;
+
+    fn aac_track() -> TrackConfig {
+        TrackConfig::aac(2, Bytes::from_static(&[0x12, 0x10])).unwrap()
+    }
+
+    fn frame(track: Track, codec: Codec, dts: i64, seq_header: bool, body: &'static [u8]) -> Frame {
+        Frame {
+            track,
+            codec,
+            dts,
+            cts: 0,
+            keyframe: true,
+            seq_header,
+            body: Bytes::from_static(body),
+            data_offset: 0,
+        }
+    }
+
+    fn audio(dts: i64) -> Frame {
+        frame(Track::Audio, Codec::Aac, dts, false, b"aac")
+    }
+
+    #[test]
+    fn skips_what_is_not_a_sample() {
+        let mut m = Muxer::new(vec![aac_track()]).unwrap();
+        // Video on an audio-only muxer, script data, the same sequence header, an empty frame.
+        assert_eq!(
+            m.push(&frame(Track::Video, Codec::H264, 0, false, b"v")),
+            Ok(false)
+        );
+        assert_eq!(
+            m.push(&frame(Track::Data, Codec::Amf0, 0, false, b"d")),
+            Ok(false)
+        );
+        assert_eq!(
+            m.push(&frame(Track::Audio, Codec::Aac, 0, true, &[0x12, 0x10])),
+            Ok(false)
+        );
+        assert_eq!(
+            m.push(&frame(Track::Audio, Codec::Aac, 0, false, b"")),
+            Ok(false)
+        );
+        assert_eq!(m.fragment(), Ok(None));
+        assert_eq!(m.flush(), Ok(None));
+    }
+
+    #[test]
+    fn refuses_bad_frames_without_taking_them() {
+        let mut m = Muxer::new(vec![aac_track()]).unwrap();
+        assert_eq!(
+            m.push(&frame(Track::Audio, Codec::Aac, 0, true, &[0x11, 0x90])),
+            Err(Fmp4Error::ConfigChanged { track_id: 2 })
+        );
+        assert!(matches!(
+            m.push(&frame(Track::Audio, Codec::Mp3, 0, false, b"x")),
+            Err(Fmp4Error::CodecMismatch { .. })
+        ));
+        assert_eq!(m.push(&audio(-1)), Err(Fmp4Error::NegativeTime(-1)));
+        assert_eq!(m.push(&audio(100)), Ok(true));
+        assert_eq!(
+            m.push(&audio(99)),
+            Err(Fmp4Error::DtsBackwards {
+                track_id: 2,
+                dts: 99,
+                last: 100
+            })
+        );
+        // A gap longer than u32 ticks.
+        assert!(matches!(
+            m.push(&audio(100 + 100_000_000)),
+            Err(Fmp4Error::TooLarge { .. })
+        ));
+        assert_eq!(m.push(&audio(123)), Ok(true));
+        let f = m.fragment().unwrap().unwrap();
+        assert_eq!((f.runs[0].samples, f.runs[0].duration), (1, 1014));
+    }
+
+    #[test]
+    fn holds_back_the_newest_sample_and_flush_guesses_its_duration() {
+        let mut m = Muxer::new(vec![aac_track()]).unwrap();
+        assert_eq!(m.push(&audio(0)), Ok(true));
+        assert_eq!(m.fragment(), Ok(None));
+        assert_eq!(m.push(&audio(23)), Ok(true));
+        assert_eq!(m.push(&audio(46)), Ok(true));
+        // fragment_before keeps samples at or after the cut.
+        let f = m.fragment_before(23).unwrap().unwrap();
+        assert_eq!((f.sequence_number, f.runs[0].samples), (1, 1));
+        let f = m.flush().unwrap().unwrap();
+        assert_eq!(f.sequence_number, 2);
+        // 23 -> 46 ms is 1014 -> 2029 ticks; the held-back last one repeats that 1015.
+        assert_eq!(f.runs[0].base_decode_time, 1014);
+        assert_eq!((f.runs[0].samples, f.runs[0].duration), (2, 2 * 1015));
+        // The next sample starts from its own time, not from the guess.
+        assert_eq!(m.push(&audio(1000)), Ok(true));
+        let f = m.flush().unwrap().unwrap();
+        assert_eq!(
+            (f.runs[0].base_decode_time, f.runs[0].duration),
+            (44100, 1015)
+        );
+        // With no duration known yet, the track default.
+        let mut m = Muxer::new(vec![aac_track()]).unwrap();
+        assert_eq!(m.push(&audio(5)), Ok(true));
+        assert_eq!(m.flush().unwrap().unwrap().runs[0].duration, 1024);
+    }
+
+    #[test]
+    fn one_track_per_kind() {
+        let two = TrackConfig {
+            track_id: 3,
+            ..aac_track()
+        };
+        assert_eq!(
+            Muxer::new(vec![aac_track(), two]).err(),
+            Some(Fmp4Error::TwoTracksOfKind("audio"))
+        );
+        let t = aac_track();
+        assert!(matches!(
+            t.media,
+            Media::Aac {
+                sample_rate: 44100,
+                channels: 2,
+                ..
+            }
+        ));
+    }
+}
