@@ -36,10 +36,16 @@
 //! fetchable as long as their segment is held (their bytes are the segment's bytes, so
 //! keeping them costs nothing). [`Window::bytes`] is there for metrics.
 //!
+//! One `Window` per variant (container): the fMP4 and the MPEG-TS renditions of a stream hold
+//! different bytes, cut at the same frames by one [`Cutter`] each (or one shared cutter's
+//! decisions applied to both).
+//!
 //! # Playlists ([`Variant`])
 //! Two variants: fMP4 LL-HLS ([`Variant::ll_fmp4`]) and classic MPEG-TS
 //! ([`Variant::classic_ts`]). The LL playlist is also a valid classic one. Delta updates
-//! skip segments older than `CAN-SKIP-UNTIL` (6 target durations).
+//! skip segments older than `CAN-SKIP-UNTIL` (6 target durations). Rendering appends to a
+//! caller's `String` (reserve once, reuse); the server should cache the text per
+//! ([`Window::version`], skip, token) rather than render per request.
 //!
 //! # Blocking reload ([`HlsQuery`], [`WindowState`])
 //! [`HlsQuery::parse`] reads `_HLS_msn`, `_HLS_part`, `_HLS_skip` out of a raw query string;
