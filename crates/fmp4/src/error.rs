@@ -25,8 +25,11 @@ pub enum Fmp4Error {
     /// data offset passes 2 GiB, a picture wider than 65535, a gap longer than `u32` ticks).
     #[error("{what} = {value} does not fit its box field (max {max})")]
     TooLarge {
+        /// The field or quantity.
         what: &'static str,
+        /// The value that did not fit.
         value: u64,
+        /// The largest the field holds.
         max: u64,
     },
     /// An init segment needs at least one track.
@@ -41,20 +44,37 @@ pub enum Fmp4Error {
     /// A frame whose codec differs from its track's.
     #[error("{got} frame on a {expected} track")]
     CodecMismatch {
+        /// The track's codec name.
         expected: &'static str,
+        /// The frame's codec name.
         got: &'static str,
     },
     /// A sequence header that differs from the one the init segment was built from: the decoder
     /// configuration changed, so a new init segment (and, in HLS, a discontinuity) is needed.
     #[error("decoder configuration of track {track_id} changed; a new init segment is needed")]
-    ConfigChanged { track_id: u32 },
+    ConfigChanged {
+        /// The track whose sequence header changed.
+        track_id: u32,
+    },
     /// A decode timestamp before zero: `tfdt` is unsigned, rebase the timeline first.
     #[error("negative decode time {0} ms")]
     NegativeTime(i64),
     /// A decode timestamp earlier than the previous one on the same track.
     #[error("decode time {dts} ms on track {track_id} goes back from {last} ms")]
-    DtsBackwards { track_id: u32, dts: i64, last: i64 },
+    DtsBackwards {
+        /// The track.
+        track_id: u32,
+        /// The refused frame's decode time (ms).
+        dts: i64,
+        /// The previous frame's decode time (ms).
+        last: i64,
+    },
     /// Bytes that are not a well-formed box (reader only).
     #[error("malformed box at offset {offset}: {what}")]
-    Malformed { offset: usize, what: &'static str },
+    Malformed {
+        /// Byte offset of the box or field, from the start of the walked slice.
+        offset: usize,
+        /// What is wrong.
+        what: &'static str,
+    },
 }

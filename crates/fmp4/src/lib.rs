@@ -60,6 +60,8 @@
 //! (`cenc`/`cbcs`), edit lists, `btrt`/`pasp`/`colr`; files over 4 GiB per box (no 64-bit box
 //! sizes are written); a non-fragmented (`moov`-indexed) MP4 for recording.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod fragment;
 pub mod fuzzing;
