@@ -396,7 +396,7 @@ impl Config {
             ("auth.on_play", &self.auth.on_play),
             ("auth.on_stop", &self.auth.on_stop),
         ] {
-            if !url.is_empty() && crate::hooks::HookUrl::parse(url).is_none() {
+            if !url.is_empty() && HookUrl::parse(url).is_none() {
                 return bad(field, url.clone(), "must be an http://host[:port]/path URL");
             }
         }
@@ -464,6 +464,45 @@ impl Config {
             max_viewers_per_stream: h.max_viewers_per_stream,
             max_streams: h.max_streams,
         }
+    }
+}
+
+/// A parsed `http://host[:port]/path` callback URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookUrl {
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+impl HookUrl {
+    /// Parses a callback URL; `None` for anything but plain `http://`.
+    pub fn parse(url: &str) -> Option<HookUrl> {
+        let rest = url.strip_prefix("http://")?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty()
+            || authority.contains('@')
+            || path.bytes().any(|b| b.is_ascii_control() || b == b' ')
+        {
+            return None;
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse().ok()?),
+            _ => (authority, 80),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return None;
+        }
+        Some(HookUrl {
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
     }
 }
 

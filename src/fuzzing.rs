@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 use sluice_hub::{Budget, Hub, HubConfig, Publisher, Subscriber};
 use sluice_rtmp::{ServerEvent, ServerSession};
 
-use crate::names::StreamPath;
+use crate::session::names::StreamPath;
 
 /// The HTTP request-head path: the head parser with the default header cap, then routing (name
 /// validation) and the auth query helpers, as `http::serve` uses them.
@@ -19,16 +19,21 @@ pub fn http_head(data: &[u8]) {
     let cap = crate::config::HttpConfig::default().max_header_bytes;
     let data = &data[..data.len().min(cap)];
     for end in [data.len() / 2, data.len()] {
-        if let Ok(Some(req)) = crate::http::parse_head(&data[..end], max_headers) {
+        if let Ok(Some(req)) = crate::net::http::parse_head(&data[..end], max_headers) {
             if let Some(rest) = req.path.strip_suffix(".flv") {
                 if let Ok(mut sp) = StreamPath::parse_path(rest) {
                     sp.query = req.query.clone();
-                    let _ = crate::auth::query_param(sp.query.as_deref(), "token");
-                    let _ = crate::auth::verify_signature("k", crate::auth::Action::Play, &sp, 0);
+                    let _ = crate::access::auth::query_param(sp.query.as_deref(), "token");
+                    let _ = crate::access::auth::verify_signature(
+                        "k",
+                        crate::access::auth::Action::Play,
+                        &sp,
+                        0,
+                    );
                 }
             }
             if let Some(key) = &req.websocket_key {
-                let _ = crate::http::ws_accept(key);
+                let _ = crate::egress::flv::ws_accept(key);
             }
         }
     }
@@ -59,7 +64,7 @@ pub fn rtmp_session(data: &[u8]) {
         max_viewers_per_stream: 4,
         ..HubConfig::default()
     });
-    let mut session = ServerSession::new(crate::rtmp_conn::session_config_from(
+    let mut session = ServerSession::new(crate::net::rtmp::session_config_from(
         &crate::config::RtmpConfig::default(),
     ));
     let input = if mode == 0 {
@@ -120,7 +125,7 @@ pub fn rtmp_session(data: &[u8]) {
                         .iter()
                         .find(|(sid, _)| *sid == stream_id || stream_id == 0)
                     {
-                        crate::rtmp_conn::push_media(pb, msg_type, timestamp, body);
+                        crate::ingest::rtmp::push_media(pb, msg_type, timestamp, body);
                     }
                 }
                 ServerEvent::Unpublish { stream_id } => {

@@ -1,22 +1,23 @@
 //! sluice: a live-video streaming server. RTMP in; HTTP-FLV, WebSocket-FLV and RTMP out; one
 //! shared copy of every frame; memory bounded by configuration, not by viewers.
+//!
+//! The server's rooms, each importing only the ones listed after it (docs/DESIGN.md, "Where
+//! things live"):
+//! - [`net`]: listeners, placement, the HTTP and RTMP front doors → everything below;
+//! - [`control`]: metrics, the JSON API, the console → session;
+//! - [`ingest`], [`egress`]: one module per protocol → access, session;
+//! - [`access`]: auth and hooks → session;
+//! - [`session`]: the shared context, client registry, counters, close reasons, names;
+//! - [`config`]: the settings tree.
 
-pub mod api;
-pub mod auth;
-pub mod clients;
-pub mod close;
+pub mod access;
 pub mod config;
+pub mod control;
 pub mod egress;
 pub mod fuzzing;
-pub mod hooks;
-pub mod http;
-pub mod limits;
-pub mod metrics;
-pub mod names;
-pub mod placement;
-pub mod readbuf;
-pub mod rtmp_conn;
-pub mod server;
+pub mod ingest;
+pub mod net;
+pub mod session;
 
 pub use config::Config;
-pub use server::Server;
+pub use net::server::Server;

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use sluice::auth::{signed_query, Action};
+use sluice::access::auth::{signed_query, Action};
 use sluice::config::{Config, LogFormat, DEFAULT_TOML};
-use sluice::metrics::AllocatorStats;
+use sluice::control::metrics::AllocatorStats;
 
 // jemalloc: steady RSS under many connections (arenas return freed pages) and stats for /metrics.
 // Build with `--no-default-features` for the system allocator (heap profilers such as valgrind's
@@ -97,7 +97,7 @@ fn sign(cmd: Cmd) -> ExitCode {
         http_port,
     } = cmd;
     for (what, name) in [("app", &app), ("stream", &stream)] {
-        if let Err(e) = sluice::names::validate(what, name) {
+        if let Err(e) = sluice::session::names::validate(what, name) {
             eprintln!("sluice sign: {e}");
             return ExitCode::from(2);
         }
@@ -142,7 +142,7 @@ fn main() -> ExitCode {
     if let Some(a) = args.http {
         config.http.listen = a;
     }
-    sluice::metrics::set_allocator_stats(jemalloc_stats);
+    sluice::control::metrics::set_allocator_stats(jemalloc_stats);
     if let Err(e) = init_logging(&config) {
         eprintln!("sluice: {e}");
         return ExitCode::from(2);
@@ -153,7 +153,7 @@ fn main() -> ExitCode {
     };
     // The listeners and the first connections on one worker; the rest of the threads take
     // connections once it is busy (src/placement.rs). With spilling off, one pool of them all.
-    let rts = sluice::placement::runtimes(threads, config.runtime.spill_busy_percent > 0);
+    let rts = sluice::net::placement::runtimes(threads, config.runtime.spill_busy_percent > 0);
     let (rt, spill) = match rts {
         Ok(x) => x,
         Err(e) => {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use sluice::auth::{sign, Action};
+use sluice::access::auth::{sign, Action};
 use sluice::config::AuthRule;
 use sluice_rtmp::ClientMode;
 

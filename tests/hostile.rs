@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::*;
-use sluice::metrics::CloseTotals;
+use sluice::session::counters::CloseTotals;
 use sluice_rtmp::handshake::ClientHandshake;
 use sluice_rtmp::ClientMode;
 

@@ -174,9 +174,9 @@ fn connections_on_the_spill_workers_publish_and_play() {
     }
     let probe = ffprobe_streams("ffprobe", &rtmp_file);
     assert!(probe.contains("h264"), "{probe}");
-    let spilled = server.ctx.placement.as_ref().unwrap().spilled();
+    let spilled = server.ctx.conn_counters.spilled_total();
     assert!(spilled >= 3, "publisher and two viewers spilled: {spilled}");
-    let metrics = sluice::metrics::render(&server.ctx);
+    let metrics = sluice::control::metrics::render(&server.ctx);
     let shown: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("sluice_connections_spilled_total "))

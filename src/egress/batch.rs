@@ -201,7 +201,7 @@ impl Batch {
         &mut self,
         w: &mut W,
         stall: std::time::Duration,
-        kick: &crate::clients::Kick,
+        kick: &crate::session::clients::Kick,
     ) -> std::io::Result<bool> {
         let mut blocked = false;
         while self.unwritten() {

@@ -1,98 +1,201 @@
-//! FLV framing of a viewer's batch, for HTTP-FLV (chunked) and WebSocket-FLV (binary messages).
+//! FLV over HTTP (HTTP-FLV, chunked) and WebSocket (WS-FLV, binary messages): the response head,
+//! the viewer's protocol state on the shared loop, and the little input a WebSocket client
+//! sends. The tag framing itself is [`super::wire::flv`].
 
-use sluice_flv::tag::{file_header, previous_tag_size, write_tag_header, TAG_HEADER_LEN};
+use base64::Engine;
+use sha1::{Digest, Sha1};
+use sluice_hub::Stream;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use super::batch::Batch;
+use super::viewer::Egress;
+use super::wire::flv::{encode, Carrier};
+use super::wire::Framing;
+use crate::session::close::CloseReason;
 
-/// How the FLV bytes are carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Carrier {
-    /// HTTP/1.1 chunked body: one chunk per batch.
-    Chunked,
-    /// HTTP/1.0 or raw: the bytes as they are, end of stream by closing.
-    Raw,
-    /// WebSocket: one binary message per batch.
-    WebSocket,
+/// Answers a routed FLV request: tunes the socket, sends the response head (the WebSocket
+/// upgrade for `websocket_key`), and returns the viewer's protocol state; `Ok(None)` for `HEAD`,
+/// which ends with the head.
+pub async fn start(
+    sock: &mut TcpStream,
+    config: &crate::config::Config,
+    http11: bool,
+    websocket_key: Option<&str>,
+    head_only: bool,
+    cors: &[(&str, String)],
+) -> Result<Option<FlvEgress>, CloseReason> {
+    super::socket::tune_viewer_socket(sock, config);
+    let (carrier, head) = match websocket_key {
+        Some(key) => (Carrier::WebSocket, ws_accept_head(key)),
+        None => {
+            let carrier = if http11 {
+                Carrier::Chunked
+            } else {
+                Carrier::Raw
+            };
+            (carrier, flv_head(http11, cors))
+        }
+    };
+    if let Err(e) = sock.write_all(head.as_bytes()).await {
+        return Err(CloseReason::from_io(&e));
+    }
+    if head_only {
+        return Ok(None);
+    }
+    Ok(Some(FlvEgress {
+        carrier,
+        header_sent: false,
+        ws: None,
+    }))
 }
 
-/// Frames the batch's frames as FLV tags, with the FLV file header first when `flv_header` is
-/// given (audio, video flags), and wraps the whole in the carrier's framing.
-pub fn encode(batch: &mut Batch, carrier: Carrier, flv_header: Option<(bool, bool)>) {
-    batch.clear_framing();
-    let mut payload_len = 0usize;
-    if flv_header.is_some() {
-        payload_len += 13;
-    }
-    for d in &batch.frames {
-        payload_len += TAG_HEADER_LEN + d.frame.body.len() + 4;
-    }
-    match carrier {
-        Carrier::Chunked => {
-            let mut line = [0u8; 18];
-            let n = hex_line(payload_len, &mut line);
-            batch.header(&line[..n]);
-        }
-        Carrier::WebSocket => {
-            let mut h = [0u8; 10];
-            let n = ws_binary_header(payload_len, &mut h);
-            batch.header(&h[..n]);
-        }
-        Carrier::Raw => {}
-    }
-    if let Some((audio, video)) = flv_header {
-        batch.header(&file_header(audio, video));
-    }
-    for i in 0..batch.frames.len() {
-        let (tag_type, size, ts) = {
-            let d = &batch.frames[i];
-            (d.frame.flv_tag_type(), d.frame.body.len() as u32, d.ts)
-        };
-        let mut h = [0u8; TAG_HEADER_LEN];
-        write_tag_header(&mut h, tag_type, size, ts);
-        batch.header(&h);
-        batch.body(i, 0, size as usize);
-        batch.header(&previous_tag_size(size));
-    }
-    if carrier == Carrier::Chunked {
-        batch.header(b"\r\n");
-    }
-}
-
-/// `{len:x}\r\n` without formatting machinery.
-fn hex_line(mut n: usize, out: &mut [u8; 18]) -> usize {
-    let mut digits = [0u8; 16];
-    let mut k = 0;
-    loop {
-        digits[k] = b"0123456789abcdef"[n & 15];
-        k += 1;
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    for i in 0..k {
-        out[i] = digits[k - 1 - i];
-    }
-    out[k] = b'\r';
-    out[k + 1] = b'\n';
-    k + 2
-}
-
-/// A server-to-client (unmasked) WebSocket binary frame header, FIN set.
-pub fn ws_binary_header(len: usize, out: &mut [u8; 10]) -> usize {
-    out[0] = 0x82;
-    if len < 126 {
-        out[1] = len as u8;
-        2
-    } else if len <= 0xffff {
-        out[1] = 126;
-        out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        4
+/// The HTTP-FLV response head: a chunked body on HTTP/1.1, a raw one (ended by closing) on 1.0.
+fn flv_head(http11: bool, cors: &[(&str, String)]) -> String {
+    let mut s = String::from(if http11 {
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
     } else {
-        out[1] = 127;
-        out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        10
+        "HTTP/1.0 200 OK\r\n"
+    });
+    s.push_str("Content-Type: video/x-flv\r\nCache-Control: no-cache\r\nPragma: no-cache\r\nExpires: -1\r\nConnection: close\r\nServer: sluice\r\n");
+    for (k, v) in cors {
+        s.push_str(k);
+        s.push_str(": ");
+        s.push_str(v);
+        s.push_str("\r\n");
     }
+    s.push_str("\r\n");
+    s
+}
+
+/// `Sec-WebSocket-Accept` for a client key (RFC 6455 §4.2.2).
+pub fn ws_accept(key: &str) -> String {
+    let mut h = Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+/// The WebSocket upgrade answer.
+fn ws_accept_head(key: &str) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nServer: sluice\r\n\r\n",
+        ws_accept(key)
+    )
+}
+
+/// Most bytes of client WebSocket frames buffered (clients send only close/ping here).
+const MAX_WS_INPUT: usize = 4096;
+
+/// Client frames buffered until complete, and the pong owed.
+#[derive(Default)]
+struct WsInput {
+    buf: Vec<u8>,
+    control: Option<bytes::Bytes>,
+}
+
+/// HTTP-FLV / WS-FLV framing and the little input they accept.
+pub struct FlvEgress {
+    carrier: Carrier,
+    header_sent: bool,
+    /// WebSocket input state; only WS-FLV viewers pay for it (boxed on first input).
+    ws: Option<Box<WsInput>>,
+}
+
+impl Egress for FlvEgress {
+    fn encode(&mut self, batch: &mut Batch, stream: &Stream) {
+        let header = if self.header_sent {
+            None
+        } else {
+            Some(stream.tracks())
+        };
+        self.header_sent = true;
+        encode(batch, self.carrier, header);
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        match self.carrier {
+            Carrier::Chunked => b"0\r\n\r\n".to_vec(),
+            Carrier::WebSocket => vec![0x88, 2, 0x03, 0xe8],
+            Carrier::Raw => Vec::new(),
+        }
+    }
+
+    fn on_input(&mut self, data: &[u8]) -> Result<(), CloseReason> {
+        if self.carrier != Carrier::WebSocket {
+            // HTTP-FLV clients send nothing after the request; ignore pipelined noise.
+            return Ok(());
+        }
+        let ws = self.ws.get_or_insert_with(Default::default);
+        ws.buf.extend_from_slice(data);
+        if ws.buf.len() > MAX_WS_INPUT {
+            return Err(CloseReason::Limit(format!(
+                "websocket input buffer ({MAX_WS_INPUT} bytes) exceeded"
+            )));
+        }
+        while let Some((opcode, payload, used)) = parse_client_frame(&ws.buf)? {
+            match opcode {
+                0x8 => return Err(CloseReason::PeerClosed),
+                0x9 => {
+                    let mut f = vec![0x8a, payload.len() as u8];
+                    f.extend_from_slice(&payload);
+                    ws.control = Some(f.into());
+                }
+                _ => {}
+            }
+            ws.buf.drain(..used);
+        }
+        Ok(())
+    }
+
+    fn take_control(&mut self) -> Option<bytes::Bytes> {
+        self.ws.as_mut()?.control.take()
+    }
+
+    fn parked_framing(&self) -> Option<Framing> {
+        let control_pending = self.ws.as_ref().is_some_and(|ws| ws.control.is_some());
+        (self.header_sent && !control_pending).then_some(Framing::Flv(self.carrier))
+    }
+}
+
+/// Parses one masked client frame: (opcode, unmasked payload, bytes used). Control frames only
+/// carry ≤ 125 bytes; data frames from the client are read and discarded.
+fn parse_client_frame(b: &[u8]) -> Result<Option<(u8, Vec<u8>, usize)>, CloseReason> {
+    if b.len() < 2 {
+        return Ok(None);
+    }
+    let opcode = b[0] & 0x0f;
+    if b[1] & 0x80 == 0 {
+        return Err(CloseReason::Protocol(
+            "unmasked websocket frame from client".into(),
+        ));
+    }
+    let (len, mut pos) = match b[1] & 0x7f {
+        126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
+        127 if b.len() >= 10 => (
+            u64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]),
+            10,
+        ),
+        126 | 127 => return Ok(None),
+        n => (u64::from(n), 2),
+    };
+    if len > MAX_WS_INPUT as u64 {
+        return Err(CloseReason::Limit(format!(
+            "websocket client frame of {len} bytes"
+        )));
+    }
+    let len = len as usize;
+    if b.len() < pos + 4 + len {
+        return Ok(None);
+    }
+    let mask = [b[pos], b[pos + 1], b[pos + 2], b[pos + 3]];
+    pos += 4;
+    let payload = b[pos..pos + len]
+        .iter()
+        .enumerate()
+        .map(|(i, x)| x ^ mask[i % 4])
+        .collect();
+    Ok(Some((opcode, payload, pos + len)))
 }
 
 #[cfg(test)]
@@ -100,21 +203,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hex() {
-        let mut b = [0u8; 18];
-        let n = hex_line(0x1a2f, &mut b);
-        assert_eq!(&b[..n], b"1a2f\r\n");
-        let n = hex_line(0, &mut b);
-        assert_eq!(&b[..n], b"0\r\n");
+    fn ws_accept_rfc_example() {
+        assert_eq!(
+            ws_accept("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]
-    fn ws_headers() {
-        let mut b = [0u8; 10];
-        let n = ws_binary_header(5, &mut b);
-        assert_eq!(&b[..n], &[0x82, 5]);
-        let n = ws_binary_header(300, &mut b);
-        assert_eq!(&b[..n], &[0x82, 126, 1, 44]);
-        assert_eq!(ws_binary_header(70_000, &mut b), 10);
+    fn ws_client_frames() {
+        // Masked close frame with no payload.
+        assert_eq!(
+            parse_client_frame(&[0x88, 0x80, 1, 2, 3, 4])
+                .unwrap()
+                .unwrap()
+                .0,
+            8
+        );
+        // Masked ping "hi".
+        let f = [0x89, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+        let (op, p, used) = parse_client_frame(&f).unwrap().unwrap();
+        assert_eq!((op, p.as_slice(), used), (9, &b"hi"[..], 8));
+        assert!(parse_client_frame(&[0x88, 0x00]).is_err(), "unmasked");
+        assert!(
+            parse_client_frame(&[0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0]).is_err(),
+            "huge"
+        );
     }
 }

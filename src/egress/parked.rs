@@ -9,29 +9,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sluice_hub::{Budget, Read, Sink, Subscriber};
 
 use super::batch::Batch;
-use super::viewer::{ViewerLimits, ViewerTotals};
-use super::{flv, rtmp};
-use crate::clients::Client;
+use super::limits::ViewerLimits;
+use super::wire::Framing;
+use crate::session::clients::Client;
 
-/// How a viewer's batches are framed once its framing no longer depends on anything but the
-/// batch (FLV header sent, no control reply pending, not paused).
-#[derive(Debug, Clone, Copy)]
-pub enum Framing {
-    Flv(flv::Carrier),
-    Rtmp { chunk_size: u32, stream_id: u32 },
-}
-
-impl Framing {
-    /// Frames `batch.frames` for the wire, as the protocol's egress does in steady state.
-    pub fn encode(self, batch: &mut Batch) {
-        match self {
-            Framing::Flv(carrier) => flv::encode(batch, carrier, None),
-            Framing::Rtmp {
-                chunk_size,
-                stream_id,
-            } => rtmp::encode(batch, chunk_size, stream_id),
-        }
-    }
+/// Totals of one viewer, for the close log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ViewerTotals {
+    pub bytes: u64,
+    pub writes: u64,
+    /// Whole-GOP skips.
+    pub skips: u64,
 }
 
 /// What the viewer's task and the fan-out both touch, under the slot's lock.
@@ -71,7 +59,7 @@ impl Core {
 const REPORT_EVERY: u64 = 16;
 
 /// One viewer's shared state. The fan-out wakes the viewer's task through its client's
-/// [`crate::clients::Kick::wake`] when it hands the viewer back.
+/// [`crate::session::clients::Kick::wake`] when it hands the viewer back.
 pub struct Slot {
     core: Mutex<Core>,
     /// The viewer's socket; open for as long as the viewer's task can be parked (see

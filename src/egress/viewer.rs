@@ -9,19 +9,13 @@ use sluice_hub::{Budget, Parked, Read, Sink, Stream, Subscriber};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::batch::Batch;
-use super::parked::{Framing, Slot};
-use crate::clients::Client;
-use crate::close::CloseReason;
-
-/// Egress settings of one viewer.
-#[derive(Debug, Clone, Copy)]
-pub struct ViewerLimits {
-    pub budget: Budget,
-    /// Merge window (0 = write whatever is ready).
-    pub merge: Duration,
-    /// A write that makes no progress for this long cuts the viewer off.
-    pub slow_timeout: Duration,
-}
+use super::limits::{limits, ViewerLimits};
+use super::parked::{Slot, ViewerTotals};
+use super::socket;
+use super::wire::Framing;
+use crate::session::clients::Client;
+use crate::session::close::CloseReason;
+use crate::session::Ctx;
 
 /// What a protocol adds to the shared loop.
 pub trait Egress {
@@ -42,15 +36,6 @@ pub trait Egress {
     /// The framing the stream's fan-out may use for this viewer now, if its batches no longer
     /// depend on the egress's own state; `None` keeps the viewer on its task.
     fn parked_framing(&self) -> Option<Framing>;
-}
-
-/// Totals of one viewer, for the close log line.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ViewerTotals {
-    pub bytes: u64,
-    pub writes: u64,
-    /// Whole-GOP skips.
-    pub skips: u64,
 }
 
 /// A viewer is watched (its socket measured before each batch, one ioctl, and never parked in
@@ -92,7 +77,7 @@ pub fn run<'a, R, W, E>(
     w: &'a mut W,
     fd: std::os::fd::RawFd,
     egress: &'a mut E,
-    ctx: &'a crate::server::Ctx,
+    ctx: &'a Ctx,
     client: Arc<Client>,
 ) -> impl std::future::Future<Output = (CloseReason, ViewerTotals)> + 'a
 where
@@ -101,7 +86,7 @@ where
     E: Egress,
 {
     let stream = sub.stream().clone();
-    let slot = Arc::new(Slot::new(sub, fd, ctx.viewer_limits(), client));
+    let slot = Arc::new(Slot::new(sub, fd, limits(&ctx.config), client));
     async move {
         let reason = serve(&slot, &stream, reader, w, egress, ctx).await;
         let mut c = slot.core();
@@ -120,7 +105,7 @@ async fn serve<R, W, E>(
     mut reader: Option<&mut R>,
     w: &mut W,
     egress: &mut E,
-    ctx: &crate::server::Ctx,
+    ctx: &Ctx,
 ) -> CloseReason
 where
     R: AsyncRead + Unpin,
@@ -139,20 +124,20 @@ where
     let mut watch = Some(Box::new(Watch::new(true)));
     // The largest receive window the viewer has advertised: its receive buffer, empty. Taken
     // now, before any media is sent, and raised when its buffer grows.
-    let mut peer_window = crate::server::peer_window(slot.fd()).unwrap_or(0);
+    let mut peer_window = socket::peer_window(slot.fd()).unwrap_or(0);
     loop {
         if *ctx.shutdown.borrow() {
-            Box::pin(end_stream(w, egress, ctx.viewer_limits())).await;
+            Box::pin(end_stream(w, egress, limits(&ctx.config))).await;
             return CloseReason::Shutdown;
         }
         if client.kick.is_cancelled() {
-            return Box::pin(kicked(stream, w, egress, ctx.viewer_limits())).await;
+            return Box::pin(kicked(stream, w, egress, limits(&ctx.config))).await;
         }
         if let Some(ctl) = egress.take_control() {
             if let Err(r) = Box::pin(write_with_timeout(
                 w,
                 &ctl,
-                ctx.viewer_limits().slow_timeout,
+                limits(&ctx.config).slow_timeout,
             ))
             .await
             {
@@ -182,14 +167,14 @@ where
             Read::Empty
         } else {
             let now = Instant::now();
-            let mut budget = ctx.viewer_limits().budget;
+            let mut budget = limits(&ctx.config).budget;
             if watch.as_ref().is_some_and(|w| now >= w.until) {
                 watch = None;
             }
             let mut settled = false;
             let (backlog_ms, pace_ms) = match watch.as_deref_mut() {
                 Some(w) => {
-                    let q = crate::server::socket_queue(slot.fd());
+                    let q = socket::socket_queue(slot.fd());
                     // One lock for both: bytes written so far, and how far behind live the
                     // cursor is.
                     let (written, lag_ms) = {
@@ -199,7 +184,7 @@ where
                     // What waits for the viewer: our send queue, plus what its side has
                     // received and not read (its receive buffer's fill, from its shrinking
                     // window).
-                    let window = crate::server::peer_window(slot.fd());
+                    let window = socket::peer_window(slot.fd());
                     peer_window = peer_window.max(window.unwrap_or(0));
                     let unread = window.map_or(0, |w| peer_window.saturating_sub(w)) as usize;
                     let held = q.queued + unread;
@@ -275,21 +260,20 @@ where
         match state {
             Read::Frames(_) => {
                 let first_arrival = slot.core().sub.take_first_arrival();
-                if let (false, Some(first)) = (ctx.viewer_limits().merge.is_zero(), first_arrival) {
+                if let (false, Some(first)) = (limits(&ctx.config).merge.is_zero(), first_arrival) {
                     // Merge window: let more frames join this write (SRS's mw_latency trade).
-                    let due = first + ctx.viewer_limits().merge;
+                    let due = first + limits(&ctx.config).merge;
                     let now = std::time::Instant::now();
                     if due > now {
                         tokio::time::sleep(due - now).await;
                         let mut c = slot.core();
                         let c = &mut *c;
                         let more = Budget {
-                            max_frames: ctx
-                                .viewer_limits()
+                            max_frames: limits(&ctx.config)
                                 .budget
                                 .max_frames
                                 .saturating_sub(c.batch.frames.len()),
-                            ..ctx.viewer_limits().budget
+                            ..limits(&ctx.config).budget
                         };
                         if more.max_frames > 0 {
                             c.sub.read(&mut c.batch.frames, more);
@@ -304,7 +288,7 @@ where
                 }
             }
             Read::Ended => {
-                Box::pin(end_stream(w, egress, ctx.viewer_limits())).await;
+                Box::pin(end_stream(w, egress, limits(&ctx.config))).await;
                 return CloseReason::StreamEnded;
             }
             // Shutdown closes every stream and a kick wakes the viewer's stream, which wakes this
@@ -402,13 +386,13 @@ impl Drop for Park {
 async fn write_batch<W: AsyncWrite + Unpin>(
     slot: &Slot,
     w: &mut W,
-    ctx: &crate::server::Ctx,
+    ctx: &Ctx,
 ) -> Result<bool, CloseReason> {
     // The batch leaves the slot for the write (a lock is not held across an await); nothing else
     // touches it while the viewer is not parked.
     let mut batch = std::mem::take(&mut slot.core().batch);
     let res = batch
-        .write_to(w, ctx.viewer_limits().slow_timeout, &slot.client.kick)
+        .write_to(w, limits(&ctx.config).slow_timeout, &slot.client.kick)
         .await;
     let mut c = slot.core();
     let out = match res {

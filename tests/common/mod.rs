@@ -16,7 +16,7 @@ pub struct TestServer {
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
     /// The running server's shared state (hub, connection count, close counters).
-    pub ctx: std::sync::Arc<sluice::server::Ctx>,
+    pub ctx: std::sync::Arc<sluice::session::Ctx>,
     /// The server's runtime (for task counts).
     pub runtime: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -56,7 +56,7 @@ impl TestServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::spawn(move || {
-            let (rt, spill) = sluice::placement::runtimes(2, spill).unwrap();
+            let (rt, spill) = sluice::net::placement::runtimes(2, spill).unwrap();
             let spill_handle = spill.as_ref().map(|s| s.handle().clone());
             rt.block_on(async move {
                 let server = sluice::Server::start_with_spill(config, spill_handle)

@@ -10,44 +10,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A parsed `http://host[:port]/path` callback URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookUrl {
-    pub host: String,
-    pub port: u16,
-    /// Path and query, starting with `/`.
-    pub path: String,
-}
-
-impl HookUrl {
-    /// Parses a callback URL; `None` for anything but plain `http://`.
-    pub fn parse(url: &str) -> Option<HookUrl> {
-        let rest = url.strip_prefix("http://")?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty()
-            || authority.contains('@')
-            || path.bytes().any(|b| b.is_ascii_control() || b == b' ')
-        {
-            return None;
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse().ok()?),
-            _ => (authority, 80),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-            return None;
-        }
-        Some(HookUrl {
-            host: host.to_string(),
-            port,
-            path: path.to_string(),
-        })
-    }
-}
+use crate::config::HookUrl;
 
 /// The JSON body of every callback.
 #[derive(Debug, Clone, Serialize)]

@@ -3,17 +3,14 @@
 //! connection counters below — so nothing on the media path does more than an atomic add.
 //! Per-stream series are rendered from the live streams only, so label sets go away with them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::OnceLock;
 
-use sluice_hub::Hub;
-
-use crate::clients::Role;
-use crate::close::CloseReason;
-use crate::server::Ctx;
+use crate::session::clients::Role;
+use crate::session::counters::{StreamRate, LISTENERS};
+use crate::session::Ctx;
 
 /// Bytes allocated and resident as the global allocator reports them.
 #[derive(Debug, Clone, Copy)]
@@ -29,154 +26,6 @@ static ALLOCATOR_STATS: OnceLock<fn() -> Option<AllocatorStats>> = OnceLock::new
 /// series are left out.
 pub fn set_allocator_stats(f: fn() -> Option<AllocatorStats>) {
     let _ = ALLOCATOR_STATS.set(f);
-}
-
-/// Connection counters of the process, bumped once per accept or close (never per frame): what
-/// `/metrics` exports by listener and reason, and the per-reason totals tests and operators read.
-#[derive(Default)]
-pub struct ConnCounters {
-    /// Accepted connections: [rtmp, http].
-    accepted: [AtomicU64; 2],
-    /// Accepted connections closed, by listener and reason.
-    closed: ByListenerReason,
-    /// Connections refused at accept by a connection cap, by listener and reason. They were
-    /// never accepted, so `/metrics` leaves them out; [`ConnCounters::close_totals`] counts them.
-    refused: ByListenerReason,
-}
-
-/// The listener labels.
-pub const LISTENERS: [&str; 2] = ["rtmp", "http"];
-
-impl ConnCounters {
-    /// Counts an accepted connection on listener `i` (index into [`LISTENERS`]).
-    pub fn accepted(&self, i: usize) {
-        self.accepted[i].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts a connection on listener `i` refused at accept.
-    pub fn refused(&self, i: usize, reason: &CloseReason) {
-        self.refused.add(i, reason);
-    }
-
-    /// Counts an accepted connection on listener `i` that closed.
-    pub fn closed(&self, i: usize, reason: &CloseReason) {
-        self.closed.add(i, reason);
-    }
-
-    /// Closed and refused connections per reason, summed over the listeners.
-    pub fn close_totals(&self) -> CloseTotals {
-        let mut t = CloseTotals::default();
-        for ((_, reason), n) in self
-            .closed
-            .snapshot()
-            .into_iter()
-            .chain(self.refused.snapshot())
-        {
-            *t.0.entry(reason).or_insert(0) += n;
-        }
-        t
-    }
-}
-
-/// Counts by (listener, [`CloseReason::label`]). Both come from fixed sets, so the map stays
-/// small; it iterates sorted, which is the order `/metrics` lists them in.
-#[derive(Default)]
-struct ByListenerReason(Mutex<BTreeMap<(&'static str, &'static str), u64>>);
-
-impl ByListenerReason {
-    fn add(&self, listener: usize, reason: &CloseReason) {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry((LISTENERS[listener], reason.label())).or_insert(0) += 1;
-    }
-
-    fn snapshot(&self) -> Vec<((&'static str, &'static str), u64)> {
-        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.iter().map(|(k, v)| (*k, *v)).collect()
-    }
-}
-
-/// Connections closed or refused per [`CloseReason::label`], at one moment (for tests and logs).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CloseTotals(BTreeMap<&'static str, u64>);
-
-impl CloseTotals {
-    /// Connections closed or refused with reason `label` (0 if none).
-    pub fn get(&self, label: &str) -> u64 {
-        self.0.get(label).copied().unwrap_or(0)
-    }
-}
-
-/// Per-stream rates (bitrate, frame rate) from samples of the stream counters taken about once
-/// a second by the server's housekeeping task.
-#[derive(Default)]
-pub struct Rates {
-    streams: Mutex<HashMap<String, RateWindow>>,
-}
-
-/// How many seconds the rates average over.
-const RATE_WINDOW: usize = 5;
-
-struct RateWindow {
-    /// Identity of the stream entry sampled (a republish after the stream ended is a new entry).
-    stream_ptr: usize,
-    samples: std::collections::VecDeque<(Instant, u64, u64)>,
-}
-
-/// A stream's rates over the last few seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct StreamRate {
-    /// Bits per second received from the publisher (media payload).
-    pub bits_per_second: f64,
-    /// Video frames per second received.
-    pub frames_per_second: f64,
-}
-
-impl Rates {
-    /// Takes one sample of every stream and forgets streams that are gone.
-    pub fn sample(&self, hub: &Hub, now: Instant) {
-        let streams = hub.streams();
-        let mut map = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|k, _| streams.iter().any(|s| s.key() == k));
-        for s in streams {
-            let ptr = std::sync::Arc::as_ptr(&s) as usize;
-            let w = map
-                .entry(s.key().to_string())
-                .or_insert_with(|| RateWindow {
-                    stream_ptr: ptr,
-                    samples: Default::default(),
-                });
-            if w.stream_ptr != ptr {
-                w.stream_ptr = ptr;
-                w.samples.clear();
-            }
-            w.samples.push_back((
-                now,
-                s.stats.bytes_in.load(Ordering::Relaxed),
-                s.stats.video_frames_in.load(Ordering::Relaxed),
-            ));
-            while w.samples.len() > RATE_WINDOW + 1 {
-                w.samples.pop_front();
-            }
-        }
-    }
-
-    /// The rates of `key` (zero until two samples exist).
-    pub fn get(&self, key: &str) -> StreamRate {
-        let map = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(w) = map.get(key) else {
-            return StreamRate::default();
-        };
-        match (w.samples.front(), w.samples.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => {
-                let dt = (b.0 - a.0).as_secs_f64();
-                StreamRate {
-                    bits_per_second: (b.1.saturating_sub(a.1) * 8) as f64 / dt,
-                    frames_per_second: b.2.saturating_sub(a.2) as f64 / dt,
-                }
-            }
-            _ => StreamRate::default(),
-        }
-    }
 }
 
 /// Resident set size of this process, from `/proc/self/statm`.
@@ -298,22 +147,25 @@ pub fn render(ctx: &Ctx) -> String {
     o.single("sluice_open_sockets", "gauge", help, open);
     let help = "TCP connections accepted, by listener.";
     let mut f = o.family("sluice_connections_accepted_total", "counter", help);
-    for (l, n) in LISTENERS.iter().zip(&ctx.conn_counters.accepted) {
-        f.sample(&[("protocol", l)], n.load(Ordering::Relaxed));
+    for (l, n) in LISTENERS
+        .iter()
+        .zip(ctx.conn_counters.accepted_by_listener())
+    {
+        f.sample(&[("protocol", l)], n);
     }
     let help = "TCP connections closed, by listener and close reason.";
     let mut f = o.family("sluice_connections_closed_total", "counter", help);
-    for ((l, r), n) in ctx.conn_counters.closed.snapshot() {
+    for ((l, r), n) in ctx.conn_counters.closed_snapshot() {
         f.sample(&[("protocol", l), ("reason", r)], n);
     }
     let help = "TCP connections refused at accept by a connection cap, by listener and reason.";
     let mut f = o.family("sluice_connections_refused_total", "counter", help);
-    for ((l, r), n) in ctx.conn_counters.refused.snapshot() {
+    for ((l, r), n) in ctx.conn_counters.refused_snapshot() {
         f.sample(&[("protocol", l), ("reason", r)], n);
     }
     let help = "TCP connections run on the spill workers because the first was busy \
                 (runtime.spill_busy_percent).";
-    let spilled = ctx.placement.as_ref().map_or(0, |p| p.spilled());
+    let spilled = ctx.conn_counters.spilled_total();
     o.single("sluice_connections_spilled_total", "counter", help, spilled);
     let (rx, tx) = ctx.clients.byte_totals();
     let help = "Bytes received from publishers.";
@@ -493,24 +345,6 @@ mod tests {
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(split_key("live/cam"), ("live", "cam"));
         assert_eq!(split_key("a/b/c"), ("a/b", "c"));
-    }
-
-    #[test]
-    fn close_totals_sum_listeners_and_refusals() {
-        let c = ConnCounters::default();
-        c.closed(0, &CloseReason::Timeout("x"));
-        c.closed(1, &CloseReason::Limit("y".into()));
-        c.refused(1, &CloseReason::Limit("z".into()));
-        let t = c.close_totals();
-        assert_eq!(
-            (t.get("timeout"), t.get("limit_exceeded"), t.get("denied")),
-            (1, 2, 0)
-        );
-        // Refusals stay out of the closed series.
-        assert_eq!(
-            c.closed.snapshot(),
-            [(("http", "limit_exceeded"), 1), (("rtmp", "timeout"), 1)]
-        );
     }
 
     #[test]

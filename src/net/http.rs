@@ -1,27 +1,26 @@
-//! The HTTP listener: HTTP-FLV and WebSocket-FLV playback at `/{app}/{stream}.flv`, CORS
-//! preflight, and plain errors. The request head is read with a byte cap and a deadline; once a
-//! request is routed to a stream the head buffer is dropped and the connection is just a socket
-//! and a cursor.
+//! The HTTP front door: reads a request head with a byte cap and a deadline and routes it — the
+//! control plane (`/metrics`, `/api/`, `/console/`) to src/control, `/{app}/{stream}.flv` to the
+//! FLV egress after admission (auth, subscribe) — and answers CORS preflight and errors. This is
+//! the one place that knows every route. Once a request is routed to a stream the head buffer is
+//! dropped and the connection is just a socket and a cursor.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use sha1::{Digest, Sha1};
-use sluice_hub::{Stream, SubscribeError, Subscriber};
+use sluice_hub::{SubscribeError, Subscriber};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::auth::{self, Action};
-use crate::clients::{Registration, Role};
-use crate::close::CloseReason;
-use crate::egress::batch::Batch;
-use crate::egress::flv::{encode, Carrier};
-use crate::egress::parked::Framing;
-use crate::egress::viewer::{self, Egress};
-use crate::names::StreamPath;
-use crate::server::Ctx;
+use crate::access::auth::{self, Action};
+use crate::control;
+use crate::egress::flv::FlvEgress;
+use crate::egress::socket::graceful_close;
+use crate::egress::viewer;
+use crate::session::clients::{Registration, Role};
+use crate::session::close::CloseReason;
+use crate::session::names::StreamPath;
+use crate::session::Ctx;
 
 /// A parsed request head (only what routing needs).
 #[derive(Debug)]
@@ -178,9 +177,9 @@ async fn route(
             return Err(CloseReason::Timeout("http request head"));
         }
     };
-    if let Some(resp) = crate::api::route(ctx, &req, peer) {
+    if let Some(resp) = control::route(ctx, &req.method, &req.path, req.authorization.as_deref()) {
         tracing::debug!(%peer, method = %req.method, path = %req.path.escape_debug(), status = resp.status, "http request");
-        let _ = resp.write(sock).await;
+        let _ = write_response(sock, &resp).await;
         return Err(CloseReason::Responded);
     }
     let cors = cors_headers(ctx, &req);
@@ -247,31 +246,20 @@ async fn route(
             return Err(CloseReason::Denied(e.to_string()));
         }
     };
-    crate::server::tune_viewer_socket(sock, &ctx.config);
-    let (carrier, head) = match &req.websocket_key {
-        Some(key) => (Carrier::WebSocket, ws_accept_head(key)),
-        None => {
-            let carrier = if req.http11 {
-                Carrier::Chunked
-            } else {
-                Carrier::Raw
-            };
-            (carrier, flv_head(req.http11, &cors))
-        }
-    };
-    if let Err(e) = sock.write_all(head.as_bytes()).await {
-        return Err(CloseReason::from_io(&e));
-    }
-    if req.method == "HEAD" {
+    let Some(egress) = crate::egress::flv::start(
+        sock,
+        &ctx.config,
+        req.http11,
+        req.websocket_key.as_deref(),
+        req.method == "HEAD",
+        &cors,
+    )
+    .await?
+    else {
         return Err(CloseReason::Responded);
-    }
+    };
     let client = ctx.clients.register(Role::Viewer, proto, peer, &sp.key);
     tracing::info!(%peer, proto, stream = %sp.key, id = client.id, "viewer connected");
-    let egress = FlvEgress {
-        carrier,
-        header_sent: false,
-        ws: None,
-    };
     Ok(Route {
         sub,
         egress,
@@ -328,6 +316,14 @@ fn cors_headers(ctx: &Ctx, req: &Request) -> Vec<(&'static str, String)> {
     vec![("Access-Control-Allow-Origin", value)]
 }
 
+/// Writes a control-plane response and closes the connection gracefully.
+async fn write_response(sock: &mut TcpStream, resp: &control::Response) -> std::io::Result<()> {
+    sock.write_all(resp.head().as_bytes()).await?;
+    sock.write_all(&resp.body).await?;
+    graceful_close(sock).await;
+    Ok(())
+}
+
 async fn respond(
     sock: &mut TcpStream,
     status: &str,
@@ -353,178 +349,9 @@ async fn respond(
     sock.shutdown().await
 }
 
-fn flv_head(http11: bool, cors: &[(&str, String)]) -> String {
-    let mut s = String::from(if http11 {
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-    } else {
-        "HTTP/1.0 200 OK\r\n"
-    });
-    s.push_str("Content-Type: video/x-flv\r\nCache-Control: no-cache\r\nPragma: no-cache\r\nExpires: -1\r\nConnection: close\r\nServer: sluice\r\n");
-    for (k, v) in cors {
-        s.push_str(k);
-        s.push_str(": ");
-        s.push_str(v);
-        s.push_str("\r\n");
-    }
-    s.push_str("\r\n");
-    s
-}
-
-/// Sends FIN and drains what the client still sends for a moment, so the close is not turned
-/// into a reset (which players report as an I/O error instead of a clean end of stream).
-pub async fn graceful_close(sock: &mut TcpStream) {
-    let _ = sock.shutdown().await;
-    let mut sink = [0u8; 256];
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Ok(n) = sock.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
-/// `Sec-WebSocket-Accept` for a client key (RFC 6455 §4.2.2).
-pub fn ws_accept(key: &str) -> String {
-    let mut h = Sha1::new();
-    h.update(key.as_bytes());
-    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    base64::engine::general_purpose::STANDARD.encode(h.finalize())
-}
-
-fn ws_accept_head(key: &str) -> String {
-    format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nServer: sluice\r\n\r\n",
-        ws_accept(key)
-    )
-}
-
-/// Most bytes of client WebSocket frames buffered (clients send only close/ping here).
-const MAX_WS_INPUT: usize = 4096;
-
-/// Client frames buffered until complete, and the pong owed.
-#[derive(Default)]
-struct WsInput {
-    buf: Vec<u8>,
-    control: Option<bytes::Bytes>,
-}
-
-/// HTTP-FLV / WS-FLV framing and the little input they accept.
-struct FlvEgress {
-    carrier: Carrier,
-    header_sent: bool,
-    /// WebSocket input state; only WS-FLV viewers pay for it (boxed on first input).
-    ws: Option<Box<WsInput>>,
-}
-
-impl Egress for FlvEgress {
-    fn encode(&mut self, batch: &mut Batch, stream: &Stream) {
-        let header = if self.header_sent {
-            None
-        } else {
-            Some(stream.tracks())
-        };
-        self.header_sent = true;
-        encode(batch, self.carrier, header);
-    }
-
-    fn finish(&mut self) -> Vec<u8> {
-        match self.carrier {
-            Carrier::Chunked => b"0\r\n\r\n".to_vec(),
-            Carrier::WebSocket => vec![0x88, 2, 0x03, 0xe8],
-            Carrier::Raw => Vec::new(),
-        }
-    }
-
-    fn on_input(&mut self, data: &[u8]) -> Result<(), CloseReason> {
-        if self.carrier != Carrier::WebSocket {
-            // HTTP-FLV clients send nothing after the request; ignore pipelined noise.
-            return Ok(());
-        }
-        let ws = self.ws.get_or_insert_with(Default::default);
-        ws.buf.extend_from_slice(data);
-        if ws.buf.len() > MAX_WS_INPUT {
-            return Err(CloseReason::Limit(format!(
-                "websocket input buffer ({MAX_WS_INPUT} bytes) exceeded"
-            )));
-        }
-        while let Some((opcode, payload, used)) = parse_client_frame(&ws.buf)? {
-            match opcode {
-                0x8 => return Err(CloseReason::PeerClosed),
-                0x9 => {
-                    let mut f = vec![0x8a, payload.len() as u8];
-                    f.extend_from_slice(&payload);
-                    ws.control = Some(f.into());
-                }
-                _ => {}
-            }
-            ws.buf.drain(..used);
-        }
-        Ok(())
-    }
-
-    fn take_control(&mut self) -> Option<bytes::Bytes> {
-        self.ws.as_mut()?.control.take()
-    }
-
-    fn parked_framing(&self) -> Option<Framing> {
-        let control_pending = self.ws.as_ref().is_some_and(|ws| ws.control.is_some());
-        (self.header_sent && !control_pending).then_some(Framing::Flv(self.carrier))
-    }
-}
-
-/// Parses one masked client frame: (opcode, unmasked payload, bytes used). Control frames only
-/// carry ≤ 125 bytes; data frames from the client are read and discarded.
-fn parse_client_frame(b: &[u8]) -> Result<Option<(u8, Vec<u8>, usize)>, CloseReason> {
-    if b.len() < 2 {
-        return Ok(None);
-    }
-    let opcode = b[0] & 0x0f;
-    if b[1] & 0x80 == 0 {
-        return Err(CloseReason::Protocol(
-            "unmasked websocket frame from client".into(),
-        ));
-    }
-    let (len, mut pos) = match b[1] & 0x7f {
-        126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
-        127 if b.len() >= 10 => (
-            u64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]),
-            10,
-        ),
-        126 | 127 => return Ok(None),
-        n => (u64::from(n), 2),
-    };
-    if len > MAX_WS_INPUT as u64 {
-        return Err(CloseReason::Limit(format!(
-            "websocket client frame of {len} bytes"
-        )));
-    }
-    let len = len as usize;
-    if b.len() < pos + 4 + len {
-        return Ok(None);
-    }
-    let mask = [b[pos], b[pos + 1], b[pos + 2], b[pos + 3]];
-    pos += 4;
-    let payload = b[pos..pos + len]
-        .iter()
-        .enumerate()
-        .map(|(i, x)| x ^ mask[i % 4])
-        .collect();
-    Ok(Some((opcode, payload, pos + len)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ws_accept_rfc_example() {
-        assert_eq!(
-            ws_accept("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
-    }
 
     #[test]
     fn head_parsing_and_limits() {
@@ -545,27 +372,6 @@ mod tests {
         assert_eq!(
             parse_head(b"\x00\x01garbage\r\n\r\n", 8).unwrap_err(),
             HeadError::Malformed
-        );
-    }
-
-    #[test]
-    fn ws_client_frames() {
-        // Masked close frame with no payload.
-        assert_eq!(
-            parse_client_frame(&[0x88, 0x80, 1, 2, 3, 4])
-                .unwrap()
-                .unwrap()
-                .0,
-            8
-        );
-        // Masked ping "hi".
-        let f = [0x89, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
-        let (op, p, used) = parse_client_frame(&f).unwrap().unwrap();
-        assert_eq!((op, p.as_slice(), used), (9, &b"hi"[..], 8));
-        assert!(parse_client_frame(&[0x88, 0x00]).is_err(), "unmasked");
-        assert!(
-            parse_client_frame(&[0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0]).is_err(),
-            "huge"
         );
     }
 }

@@ -1,27 +1,24 @@
-//! One RTMP connection: handshake and commands through the sans-IO session, then either a
-//! publisher feeding the hub or a player fed by the shared viewer loop.
+//! The RTMP front door: one connection's handshake and commands through the sans-IO session, with
+//! admission (auth, publish/subscribe in the hub), then hands the connection to the RTMP ingest
+//! (a publisher) or the RTMP egress on the shared viewer loop (a player).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use sluice_amf0::Amf0Error;
-use sluice_hub::{Publisher, Stream, Subscriber};
-use sluice_media::Track;
-use sluice_rtmp::{RtmpError, ServerConfig, ServerEvent, ServerSession};
+use sluice_hub::{Publisher, Subscriber};
+use sluice_rtmp::{ServerConfig, ServerEvent, ServerSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::auth::{self, Action};
-use crate::clients::{Client, Role};
-use crate::close::CloseReason;
-use crate::egress::batch::Batch;
-use crate::egress::parked::Framing;
-use crate::egress::viewer::{self, Egress};
-use crate::names::StreamPath;
-use crate::readbuf::ReadBuf;
-use crate::server::Ctx;
+use crate::access::auth::{self, Action};
+use crate::egress::rtmp::RtmpEgress;
+use crate::egress::viewer;
+use crate::ingest::readbuf::ReadBuf;
+use crate::session::clients::Role;
+use crate::session::close::CloseReason;
+use crate::session::names::StreamPath;
+use crate::session::Ctx;
 
 fn session_config(ctx: &Ctx) -> ServerConfig {
     session_config_from(&ctx.config.rtmp)
@@ -40,19 +37,6 @@ pub(crate) fn session_config_from(r: &crate::config::RtmpConfig) -> ServerConfig
     c.limits.max_metadata_size = r.max_command_size;
     c.limits.amf0.max_depth = r.max_amf_depth;
     c
-}
-
-/// A session error as a close reason: caps hit (RTMP or AMF limits) are `limit_exceeded`, the
-/// rest `protocol_error`.
-fn session_error(e: RtmpError) -> CloseReason {
-    match &e {
-        RtmpError::LimitExceeded { .. }
-        | RtmpError::Amf0 {
-            source: Amf0Error::LimitExceeded { .. },
-            ..
-        } => CloseReason::Limit(e.to_string()),
-        _ => CloseReason::Protocol(e.to_string()),
-    }
 }
 
 /// Serves one RTMP connection until it closes; logs the close with its reason and returns it.
@@ -158,7 +142,9 @@ impl Conn {
             };
             received += n as u64;
             let data = self.buf.filled(n);
-            self.session.handle_input(data).map_err(session_error)?;
+            self.session
+                .handle_input(data)
+                .map_err(CloseReason::from_rtmp)?;
             let mut decided = None;
             while let Some(ev) = self.session.poll_event() {
                 if decided.is_some() {
@@ -194,7 +180,16 @@ impl Conn {
                 let client = ctx.clients.register(Role::Publisher, "rtmp", peer, &sp.key);
                 client.add_bytes(received);
                 tracing::info!(%peer, proto = "rtmp", stream = %sp.key, id = client.id, "publish started");
-                let reason = self.publish(sock, ctx, &p, stream_id, &client).await;
+                let reason = crate::ingest::rtmp::publish(
+                    sock,
+                    &mut self.session,
+                    &mut self.buf,
+                    ctx,
+                    &p,
+                    stream_id,
+                    &client,
+                )
+                .await;
                 auth::ended(&ctx.config.auth, &self.auth_request(Action::Publish, &sp));
                 Ok(Ended {
                     role: "publisher",
@@ -207,16 +202,10 @@ impl Conn {
             Next::Play(sub, stream_id, sp) => {
                 let client = ctx.clients.register(Role::Viewer, "rtmp", peer, &sp.key);
                 tracing::info!(%peer, proto = "rtmp", stream = %sp.key, id = client.id, "viewer connected");
-                crate::server::tune_viewer_socket(sock, &ctx.config);
-                let chunk_size = self.session.out_chunk_size();
+                crate::egress::socket::tune_viewer_socket(sock, &ctx.config);
                 // A player sends only small control messages: give back the read buffer.
                 self.buf.release();
-                let mut egress = RtmpEgress {
-                    session: &mut self.session,
-                    stream_id,
-                    chunk_size,
-                    paused: false,
-                };
+                let mut egress = RtmpEgress::new(&mut self.session, stream_id);
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&*sock);
                 let (mut r, mut w) = sock.split();
                 let (reason, totals) = viewer::run(
@@ -333,148 +322,5 @@ impl Conn {
             }
             _ => Ok(None),
         }
-    }
-
-    async fn publish(
-        &mut self,
-        sock: &mut TcpStream,
-        ctx: &Arc<Ctx>,
-        p: &Publisher,
-        stream_id: u32,
-        client: &Client,
-    ) -> CloseReason {
-        let idle = Duration::from_millis(ctx.config.rtmp.publisher_idle_timeout_ms);
-        let mut shutdown = ctx.shutdown.clone();
-        // Made once, not per read: a timeout, a shutdown and a kick future per read cost a timer
-        // insert and removal and two waiter-list registrations for every media message. The idle
-        // timer is moved on only when it fires, from the time of the last read.
-        let shutdown = shutdown.changed();
-        let kicked = client.kick.cancelled();
-        let idle_timer = tokio::time::sleep(idle);
-        tokio::pin!(shutdown, kicked, idle_timer);
-        let mut last_read = tokio::time::Instant::now();
-        loop {
-            let n = tokio::select! {
-                r = sock.read(self.buf.space()) => match r {
-                    Err(e) => return CloseReason::from_io(&e),
-                    Ok(0) => return CloseReason::PeerClosed,
-                    Ok(n) => n,
-                },
-                _ = &mut idle_timer => {
-                    if last_read.elapsed() >= idle {
-                        return CloseReason::Timeout("publisher idle");
-                    }
-                    idle_timer.as_mut().reset(last_read + idle);
-                    continue;
-                }
-                _ = &mut shutdown => return CloseReason::Shutdown,
-                _ = &mut kicked => return CloseReason::Kicked,
-            };
-            last_read = tokio::time::Instant::now();
-            client.add_bytes(n as u64);
-            let data = self.buf.filled(n);
-            if let Err(e) = self.session.handle_input(data) {
-                return session_error(e);
-            }
-            while let Some(ev) = self.session.poll_event() {
-                match ev {
-                    ServerEvent::Media {
-                        stream_id: sid,
-                        msg_type,
-                        timestamp,
-                        body,
-                    } if sid == stream_id || sid == 0 => {
-                        // `body` moves into push_media, so this cannot be a match guard.
-                        #[allow(clippy::collapsible_match)]
-                        if !push_media(p, msg_type, timestamp, body) {
-                            return CloseReason::Replaced;
-                        }
-                    }
-                    ServerEvent::Unpublish { .. } => return CloseReason::Unpublished,
-                    _ => {}
-                }
-            }
-            if let Some(out) = self.session.take_output() {
-                if let Err(e) = sock.write_all(&out).await {
-                    return CloseReason::from_io(&e);
-                }
-            }
-        }
-    }
-}
-
-/// Hands one media message to the hub. Returns false when this publisher no longer owns the stream.
-pub(crate) fn push_media(p: &Publisher, msg_type: u8, timestamp: u32, body: Bytes) -> bool {
-    let body = if msg_type == 18 {
-        sluice_flv::strip_set_data_frame(&body)
-    } else {
-        body
-    };
-    match sluice_flv::frame_from_tag(msg_type, i64::from(timestamp), body) {
-        Ok(Some(frame)) => {
-            if frame.track == Track::Data && !is_metadata(&frame.body) {
-                return true;
-            }
-            p.push(frame)
-        }
-        Ok(None) => true,
-        Err(e) => {
-            tracing::debug!(stream = %p.stream().key(), error = %e, "media message dropped");
-            true
-        }
-    }
-}
-
-/// True for an `onMetaData` script body (other data messages are not relayed).
-fn is_metadata(body: &[u8]) -> bool {
-    body.len() > 13 && body[0] == 2 && &body[3..13] == b"onMetaData"
-}
-
-/// RTMP play framing plus the session that answers the player's control messages.
-struct RtmpEgress<'a> {
-    session: &'a mut ServerSession,
-    stream_id: u32,
-    chunk_size: u32,
-    paused: bool,
-}
-
-impl Egress for RtmpEgress<'_> {
-    fn encode(&mut self, batch: &mut Batch, _stream: &Stream) {
-        crate::egress::rtmp::encode(batch, self.chunk_size, self.stream_id);
-    }
-
-    fn finish(&mut self) -> Vec<u8> {
-        self.session.end_play(self.stream_id);
-        self.session
-            .take_output()
-            .map(|b| b.to_vec())
-            .unwrap_or_default()
-    }
-
-    fn on_input(&mut self, data: &[u8]) -> Result<(), CloseReason> {
-        self.session.handle_input(data).map_err(session_error)?;
-        while let Some(ev) = self.session.poll_event() {
-            match ev {
-                ServerEvent::Pause { paused, .. } => self.paused = paused,
-                ServerEvent::CloseStream { .. } => return Err(CloseReason::PeerClosed),
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn take_control(&mut self) -> Option<Bytes> {
-        self.session.take_output()
-    }
-
-    fn paused(&self) -> bool {
-        self.paused
-    }
-
-    fn parked_framing(&self) -> Option<Framing> {
-        (!self.paused).then_some(Framing::Rtmp {
-            chunk_size: self.chunk_size,
-            stream_id: self.stream_id,
-        })
     }
 }

@@ -1,6 +1,4 @@
-//! The control plane on the HTTP listener: `GET /metrics`, the JSON API under `/api/v1/`, and
-//! the embedded web console under `/console/`. Each request is answered and the connection
-//! closed; the FLV viewer path in [`crate::http`] never comes here.
+//! The JSON API under `/api/v1/`. Each request is answered and the connection closed.
 //!
 //! | method | path | what |
 //! |---|---|---|
@@ -13,8 +11,6 @@
 //!
 //! With `api.token` set, `/api/v1/` needs `Authorization: Bearer TOKEN`.
 
-use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,129 +18,24 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use sluice_hub::Stream;
 use sluice_media::{AudioSpecificConfig, AvcDecoderConfig, Codec, HevcDecoderConfig};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
-use crate::clients::{Client, Role};
-use crate::http::Request;
-use crate::metrics::split_key;
-use crate::names::StreamPath;
-use crate::server::Ctx;
+use super::metrics::split_key;
+use super::{not_allowed, Response};
+use crate::session::clients::{Client, Role};
+use crate::session::names::StreamPath;
+use crate::session::Ctx;
 
-/// A complete response to a control-plane request.
-pub struct Response {
-    pub status: &'static str,
-    pub content_type: &'static str,
-    pub body: Cow<'static, [u8]>,
-    pub headers: Vec<(&'static str, &'static str)>,
-}
-
-impl Response {
-    fn json(status: &'static str, v: &Value) -> Response {
-        let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
-        body.push(b'\n');
-        Response {
-            status,
-            content_type: "application/json",
-            body: Cow::Owned(body),
-            headers: Vec::new(),
-        }
-    }
-
-    fn error(status: &'static str, msg: impl Into<String>) -> Response {
-        Response::json(status, &json!({ "error": msg.into() }))
-    }
-
-    fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
-        Response {
-            status: "200 OK",
-            content_type,
-            body: Cow::Borrowed(body),
-            headers: Vec::new(),
-        }
-    }
-
-    /// Writes the response and closes the write side.
-    pub async fn write(&self, sock: &mut TcpStream) -> std::io::Result<()> {
-        let mut head = format!(
-            "HTTP/1.1 {}\r\nServer: sluice\r\nConnection: close\r\nCache-Control: no-cache\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
-            self.status,
-            self.content_type,
-            self.body.len()
-        );
-        for (k, v) in &self.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        sock.write_all(head.as_bytes()).await?;
-        sock.write_all(&self.body).await?;
-        crate::http::graceful_close(sock).await;
-        Ok(())
-    }
-}
-
-const INDEX_HTML: &[u8] = include_bytes!("../web/console/index.html");
-const APP_JS: &[u8] = include_bytes!("../web/console/app.js");
-const STYLE_CSS: &[u8] = include_bytes!("../web/console/style.css");
-const MPEGTS_JS: &[u8] = include_bytes!("../web/vendor/mpegts.js");
-const MPEGTS_LICENSE: &[u8] = include_bytes!("../web/vendor/LICENSE.mpegts.txt");
-
-/// Answers `/metrics`, `/api/…` and `/console/…`; `None` for every other request (FLV, preflight).
-pub fn route(ctx: &Ctx, req: &Request, _peer: SocketAddr) -> Option<Response> {
-    if req.method == "OPTIONS" {
-        return None;
-    }
-    let path = req.path.as_str();
-    let get = req.method == "GET";
-    if path == "/metrics" {
-        return Some(if get {
-            Response {
-                status: "200 OK",
-                content_type: "text/plain; version=0.0.4; charset=utf-8",
-                body: Cow::Owned(crate::metrics::render(ctx).into_bytes()),
-                headers: Vec::new(),
-            }
-        } else {
-            not_allowed("GET")
-        });
-    }
-    if path == "/" || path == "/console" {
-        let mut r = Response::asset("text/plain; charset=utf-8", b"see /console/\n");
-        r.status = "302 Found";
-        r.headers.push(("Location", "/console/"));
-        return Some(r);
-    }
-    if let Some(file) = path.strip_prefix("/console/") {
-        if !get {
-            return Some(not_allowed("GET"));
-        }
-        return Some(match file {
-            "" | "index.html" => Response::asset("text/html; charset=utf-8", INDEX_HTML),
-            "app.js" => Response::asset("text/javascript; charset=utf-8", APP_JS),
-            "style.css" => Response::asset("text/css; charset=utf-8", STYLE_CSS),
-            "vendor/mpegts.js" => Response::asset("text/javascript; charset=utf-8", MPEGTS_JS),
-            "vendor/LICENSE.mpegts.txt" => {
-                Response::asset("text/plain; charset=utf-8", MPEGTS_LICENSE)
-            }
-            _ => Response::error("404 Not Found", "no such console file"),
-        });
-    }
-    let rest = path.strip_prefix("/api/")?;
+/// Answers a request under `/api/` (`rest` is the path after it), checking `api.token` first.
+pub fn answer(ctx: &Ctx, method: &str, rest: &str, authorization: Option<&str>) -> Response {
     let Some(rest) = rest.strip_prefix("v1/") else {
-        return Some(Response::error("404 Not Found", "unknown API version"));
+        return Response::error("404 Not Found", "unknown API version");
     };
-    if !authorized(&ctx.config.api.token, req.authorization.as_deref()) {
+    if !authorized(&ctx.config.api.token, authorization) {
         let mut r = Response::error("401 Unauthorized", "missing or invalid bearer token");
         r.headers.push(("WWW-Authenticate", "Bearer"));
-        return Some(r);
+        return r;
     }
-    Some(api(ctx, &req.method, rest.trim_end_matches('/')))
-}
-
-fn not_allowed(allow: &'static str) -> Response {
-    let mut r = Response::error("405 Method Not Allowed", "method not allowed");
-    r.headers.push(("Allow", allow));
-    r
+    api(ctx, method, rest.trim_end_matches('/'))
 }
 
 /// True when no token is configured or the request carries it (compared in constant time).

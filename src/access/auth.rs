@@ -12,9 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::hooks::{self, HookEvent};
 use crate::config::AuthConfig;
-use crate::hooks::{self, HookEvent};
-use crate::names::StreamPath;
+use crate::session::names::StreamPath;
 
 /// What the client asks to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -45,6 +45,21 @@ impl CloseReason {
         }
     }
 
+    /// An RTMP session error: caps hit (RTMP or AMF limits) are `limit_exceeded`, the rest
+    /// `protocol_error`.
+    pub fn from_rtmp(e: sluice_rtmp::RtmpError) -> Self {
+        use sluice_amf0::Amf0Error;
+        use sluice_rtmp::RtmpError;
+        match &e {
+            RtmpError::LimitExceeded { .. }
+            | RtmpError::Amf0 {
+                source: Amf0Error::LimitExceeded { .. },
+                ..
+            } => CloseReason::Limit(e.to_string()),
+            _ => CloseReason::Protocol(e.to_string()),
+        }
+    }
+
     /// A short label for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {

@@ -1,6 +1,6 @@
 //! Connection admission: the per-IP connection count behind `limits.max_connections_per_ip`
 //! (the total cap is the server's open-connection count). Refusals and closes are counted by
-//! reason in [`crate::metrics::ConnCounters`].
+//! reason in [`super::counters::ConnCounters`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;

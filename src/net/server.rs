@@ -1,138 +1,21 @@
-//! The running server: listeners, shared context, the hub's housekeeping, graceful shutdown.
+//! The running server: listeners, admission at accept, placement of each connection on a
+//! runtime, the hub's housekeeping tick, graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_hub::{Budget, Hub};
+use sluice_hub::Hub;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::clients::Clients;
-use crate::close::CloseReason;
+use super::placement::Placement;
 use crate::config::Config;
-use crate::egress::viewer::ViewerLimits;
-use crate::limits::PerIp;
-use crate::metrics::{ConnCounters, Rates};
-
-/// What every connection task shares.
-pub struct Ctx {
-    pub config: Arc<Config>,
-    pub hub: Arc<Hub>,
-    pub shutdown: watch::Receiver<bool>,
-    /// Open connections (RTMP + HTTP).
-    pub connections: AtomicUsize,
-    /// Live publishers and viewers (for the API, metrics and kicks).
-    pub clients: Arc<Clients>,
-    /// Accepted, refused and closed connections, by listener and reason.
-    pub conn_counters: ConnCounters,
-    /// Per-stream bitrate and frame rate.
-    pub rates: Rates,
-    /// When the server started.
-    pub started: std::time::Instant,
-    /// Open connections per peer IP (`limits.max_connections_per_ip`).
-    pub per_ip: PerIp,
-    /// Where new connections run; None runs them all on the runtime that started the server.
-    pub placement: Option<crate::placement::Placement>,
-}
-
-impl Ctx {
-    /// Egress settings for a viewer.
-    pub fn viewer_limits(&self) -> ViewerLimits {
-        let e = &self.config.egress;
-        ViewerLimits {
-            budget: Budget {
-                max_bytes: e.merge_max_bytes,
-                max_frames: e.merge_max_frames,
-            },
-            merge: Duration::from_millis(e.merge_ms),
-            slow_timeout: Duration::from_millis(self.config.hub.slow_timeout_ms),
-        }
-    }
-}
-
-/// Sets the viewer socket options: no Nagle, and a bounded send buffer so a slow viewer's lag is
-/// visible to the hub (and skipped) rather than hidden in the kernel.
-pub fn tune_viewer_socket(sock: &TcpStream, config: &Config) {
-    let _ = sock.set_nodelay(true);
-    if config.egress.send_buffer_bytes > 0 {
-        let _ = socket2::SockRef::from(sock).set_send_buffer_size(config.egress.send_buffer_bytes);
-    }
-}
-
-/// What the kernel still holds in a TCP socket's send queue: part of a viewer's lag that the hub
-/// cannot see.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SocketQueue {
-    /// Not yet acknowledged by the peer, sent or not (`TIOCOUTQ`).
-    pub queued: usize,
-    /// Not yet sent (`SIOCOUTQNSD`): waiting for the peer's window, not in the network.
-    pub unsent: usize,
-}
-
-/// The receive window socket `fd`'s peer advertises now (TCP_INFO `tcpi_snd_wnd`, Linux 6.2+;
-/// `None` where the kernel does not report it). How far it is below the largest window the peer
-/// has advertised is roughly what the peer has received and not yet read: lag as well, and
-/// invisible in our own send queue.
-pub fn peer_window(fd: std::os::fd::RawFd) -> Option<u32> {
-    #[cfg(target_os = "linux")]
-    {
-        // Offset and size of `tcpi_snd_wnd` in `struct tcp_info` (linux/tcp.h).
-        const SND_WND: usize = 228;
-        let mut info = [0u8; SND_WND + 4];
-        let mut len = info.len() as libc::socklen_t;
-        // SAFETY: the kernel writes at most `len` bytes into `info` and the new length into
-        // `len`, both valid for the call; `fd` is the viewer's open socket.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                info.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
-        (rc == 0 && len as usize >= SND_WND + 4).then(|| {
-            u32::from_ne_bytes([
-                info[SND_WND],
-                info[SND_WND + 1],
-                info[SND_WND + 2],
-                info[SND_WND + 3],
-            ])
-        })
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = fd;
-        None
-    }
-}
-
-/// The send queue of socket `fd` (zeros if unknown).
-pub fn socket_queue(fd: std::os::fd::RawFd) -> SocketQueue {
-    #[cfg(target_os = "linux")]
-    {
-        let ask = |req| {
-            let mut n: libc::c_int = 0;
-            // SAFETY: TIOCOUTQ and SIOCOUTQNSD write one int through the pointer, which is
-            // valid; `fd` is the viewer's open socket, borrowed for the duration of the call.
-            match unsafe { libc::ioctl(fd, req, &mut n) } {
-                0 => n.max(0) as usize,
-                _ => 0,
-            }
-        };
-        SocketQueue {
-            queued: ask(libc::TIOCOUTQ),
-            unsent: ask(libc::SIOCOUTQNSD as _),
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = fd;
-        SocketQueue::default()
-    }
-}
+use crate::session::close::CloseReason;
+use crate::session::counters::{ConnCounters, Rates};
+use crate::session::per_ip::PerIp;
+use crate::session::Ctx;
 
 /// A started server: its bound addresses and the handle to stop it.
 pub struct Server {
@@ -156,7 +39,7 @@ impl Server {
         spill: Option<tokio::runtime::Handle>,
     ) -> std::io::Result<Server> {
         let placement = spill.map(|h| {
-            crate::placement::Placement::new(
+            Placement::new(
                 &tokio::runtime::Handle::current(),
                 h,
                 config.runtime.spill_busy_percent,
@@ -181,14 +64,25 @@ impl Server {
             rates: Rates::default(),
             started: std::time::Instant::now(),
             per_ip: PerIp::default(),
-            placement,
         });
+        // Where new connections run; None runs them all on the runtime that started the server.
+        let placement = placement.map(Arc::new);
         let rtmp_addr = rtmp.local_addr()?;
         let http_addr = http.local_addr()?;
         let tasks = vec![
-            tokio::spawn(accept_loop(rtmp, ctx.clone(), Proto::Rtmp)),
-            tokio::spawn(accept_loop(http, ctx.clone(), Proto::Http)),
-            tokio::spawn(reaper(ctx.clone())),
+            tokio::spawn(accept_loop(
+                rtmp,
+                ctx.clone(),
+                placement.clone(),
+                Proto::Rtmp,
+            )),
+            tokio::spawn(accept_loop(
+                http,
+                ctx.clone(),
+                placement.clone(),
+                Proto::Http,
+            )),
+            tokio::spawn(reaper(ctx.clone(), placement)),
         ];
         tracing::info!(%rtmp_addr, %http_addr, "sluice listening");
         Ok(Server {
@@ -258,7 +152,12 @@ fn admit(ctx: &Arc<Ctx>, peer: SocketAddr) -> Result<ConnGuard, CloseReason> {
     Ok(ConnGuard(ctx.clone(), peer.ip()))
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    placement: Option<Arc<Placement>>,
+    proto: Proto,
+) {
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -279,9 +178,10 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, proto: Proto) {
             }
         };
         ctx.conn_counters.accepted(proto as usize);
-        match ctx.placement.as_ref().and_then(|p| p.pick()) {
+        match placement.as_ref().and_then(|p| p.pick()) {
             None => spawn_conn(sock, peer, ctx.clone(), proto, guard),
             Some(spill) => {
+                ctx.conn_counters.spilled();
                 // The socket leaves this runtime's epoll here and joins the spill runtime's
                 // inside the task (a socket is registered with the runtime that polls it).
                 let sock = match sock.into_std() {
@@ -317,27 +217,27 @@ fn spawn_conn(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, proto: Proto, gu
         Proto::Rtmp => {
             tokio::spawn(async move {
                 let _guard = guard;
-                let reason = crate::rtmp_conn::serve(sock, peer, ctx.clone()).await;
+                let reason = super::rtmp::serve(sock, peer, ctx.clone()).await;
                 ctx.conn_counters.closed(proto as usize, &reason);
             });
         }
         Proto::Http => {
             tokio::spawn(async move {
                 let _guard = guard;
-                let reason = crate::http::serve(sock, peer, ctx.clone()).await;
+                let reason = super::http::serve(sock, peer, ctx.clone()).await;
                 ctx.conn_counters.closed(proto as usize, &reason);
             });
         }
     }
 }
 
-async fn reaper(ctx: Arc<Ctx>) {
+async fn reaper(ctx: Arc<Ctx>, placement: Option<Arc<Placement>>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     for n in 0u64.. {
         tick.tick().await;
         let now = std::time::Instant::now();
         ctx.hub.reap(now);
-        if let Some(p) = &ctx.placement {
+        if let Some(p) = &placement {
             p.tick();
         }
         if n % 4 == 0 {
