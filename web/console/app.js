@@ -1,6 +1,7 @@
 // sluice web console: polls the JSON API every 2 s, keeps 5 minutes of history in the page for
-// the charts, and previews a stream over HTTP-FLV with the vendored mpegts.js. No other code is
-// loaded, so it works with no internet access.
+// the charts, and previews a stream over HTTP-FLV with the vendored mpegts.js or over LL-HLS with
+// the vendored hls.js, showing the player's live latency. No other code is loaded, so it works
+// with no internet access.
 'use strict';
 
 const POLL_MS = 2000;
@@ -227,9 +228,68 @@ async function endStream(key) {
   poll();
 }
 
+// A preview player is { destroy(), stats() }: stats() gives what the panel next to the video
+// shows, in seconds, null where the player cannot tell.
+const VIA = { flv: 'HTTP-FLV · mpegts.js', hls: 'LL-HLS · hls.js' };
+
+function playVideo(media) { // a <video> or an mpegts.js player
+  const p = media.play();
+  if (p && p.catch) p.catch((e) => { $('#player-status').textContent = 'play: ' + e.message; });
+}
+
+function flvPlayer(key, video) {
+  if (!window.mpegts || !mpegts.isSupported()) throw new Error('this browser has no Media Source Extensions: cannot preview');
+  const player = mpegts.createPlayer(
+    { type: 'flv', isLive: true, url: `${location.origin}/${key}.flv` },
+    { enableStashBuffer: false, liveBufferLatencyChasing: true, lazyLoad: false });
+  player.on(mpegts.Events.ERROR, (type, detail) => { $('#player-status').textContent = `error: ${type} ${detail}`; });
+  player.attachMediaElement(video);
+  player.load();
+  playVideo(player);
+  return {
+    destroy() { player.pause(); player.unload(); player.detachMediaElement(); player.destroy(); },
+    // FLV carries no wall-clock time and no live edge the page can see.
+    stats: () => ({ latency: null, target: null, wall: null }),
+  };
+}
+
+function hlsPlayer(key, video) {
+  const url = `${location.origin}/${key}/index.m3u8`;
+  if (window.Hls && Hls.isSupported()) {
+    const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 });
+    let recovered = false;
+    hls.on(Hls.Events.ERROR, (_, d) => {
+      if (!d.fatal) return;
+      // One try at a decoder reset (hls.js's advice for a fatal media error), then give up.
+      if (d.type === Hls.ErrorTypes.MEDIA_ERROR && !recovered) { recovered = true; hls.recoverMediaError(); return; }
+      $('#player-status').textContent = `error: ${d.type} ${d.details}`;
+    });
+    hls.on(Hls.Events.MANIFEST_PARSED, () => playVideo(video));
+    hls.loadSource(url);
+    hls.attachMedia(video);
+    return {
+      destroy() { hls.destroy(); },
+      stats: () => ({
+        latency: hls.latency || null,
+        target: hls.targetLatency,
+        wall: hls.playingDate ? (Date.now() - hls.playingDate.getTime()) / 1000 : null,
+      }),
+    };
+  }
+  if (video.canPlayType('application/vnd.apple.mpegurl')) { // Safari plays (LL-)HLS itself
+    video.src = url;
+    playVideo(video);
+    return {
+      destroy() { video.removeAttribute('src'); video.load(); },
+      stats: () => ({ latency: null, target: null, wall: null }),
+    };
+  }
+  throw new Error('this browser has neither Media Source Extensions nor HLS: cannot preview');
+}
+
 function stopPreview() {
   if (state.player) {
-    state.player.pause(); state.player.unload(); state.player.detachMediaElement(); state.player.destroy();
+    state.player.destroy();
     state.player = null;
   }
   state.playerKey = null;
@@ -238,24 +298,33 @@ function stopPreview() {
 
 function startPreview(key) {
   stopPreview();
+  const via = $('#preview-via').value;
   const video = $('#preview');
   $('#player-section').hidden = false;
   $('#player-title').textContent = key;
+  $('#player-via').textContent = VIA[via];
   $('#player-status').textContent = 'loading…';
-  if (!window.mpegts || !mpegts.isSupported()) {
-    $('#player-status').textContent = 'this browser has no Media Source Extensions: cannot preview';
-    return;
+  showStats();
+  try {
+    state.player = via === 'hls' ? hlsPlayer(key, video) : flvPlayer(key, video);
+    state.playerKey = key;
+  } catch (e) {
+    $('#player-status').textContent = e.message;
   }
-  const player = mpegts.createPlayer(
-    { type: 'flv', isLive: true, url: `${location.origin}/${key}.flv` },
-    { enableStashBuffer: false, liveBufferLatencyChasing: true, lazyLoad: false });
-  player.on(mpegts.Events.ERROR, (type, detail) => { $('#player-status').textContent = `error: ${type} ${detail}`; });
-  player.attachMediaElement(video);
-  player.load();
-  const p = player.play();
-  if (p && p.catch) p.catch((e) => { $('#player-status').textContent = 'play: ' + e.message; });
-  state.player = player;
-  state.playerKey = key;
+}
+
+function showStats() {
+  const v = $('#preview');
+  const s = state.player ? state.player.stats() : {};
+  const secs = (x) => (typeof x === 'number' && isFinite(x) ? x.toFixed(2) + ' s' : '—');
+  let ahead = null;
+  for (let i = 0; i < v.buffered.length; i++) {
+    if (v.buffered.start(i) <= v.currentTime && v.currentTime <= v.buffered.end(i)) ahead = v.buffered.end(i) - v.currentTime;
+  }
+  $('#player-latency').textContent = secs(s.latency);
+  $('#player-target').textContent = secs(s.target);
+  $('#player-wall').textContent = secs(s.wall);
+  $('#player-buffer').textContent = secs(ahead);
 }
 
 $('#preview').addEventListener('timeupdate', () => {
@@ -263,6 +332,12 @@ $('#preview').addEventListener('timeupdate', () => {
   if (state.playerKey) $('#player-status').textContent = `${v.videoWidth}×${v.videoHeight}, ${v.currentTime.toFixed(1)} s`;
 });
 $('#player-stop').addEventListener('click', stopPreview);
+$('#preview-via').value = localStorage.getItem('sluice-preview-via') === 'hls' ? 'hls' : 'flv';
+$('#preview-via').addEventListener('change', () => {
+  localStorage.setItem('sluice-preview-via', $('#preview-via').value);
+  if (state.playerKey) startPreview(state.playerKey);
+});
+setInterval(() => { if (state.player) showStats(); }, 500);
 $('#token-form').addEventListener('submit', (e) => {
   e.preventDefault();
   state.token = $('#token').value;
