@@ -5,7 +5,10 @@
 #   - ffmpeg 9 (static, speaks Enhanced RTMP/FLV for HEVC) from the PyPI wheel imageio-ffmpeg==0.8.1,
 #     which ships the binary inside the wheel. Debian 12's ffmpeg 5.1 cannot put HEVC in FLV;
 #   - the Python prometheus_client (a real Prometheus text-format parser for the metrics test);
-#   - Debian's chromium, node/npm, and playwright-core from npm (the console's browser test).
+#   - Debian's chromium, node/npm, and playwright-core from npm (the console's browser test);
+#   - Debian's nginx, the binary only (the HTTP cache in front of HLS, tests/hls_cache.rs, which
+#     runs its own instance): the system service is stopped and disabled if the package started
+#     it. The same package nginx-rtmp's peer (bench/) installs nginx-light on top of.
 # State goes to $SLUICE_TOOLS (default ~/.cache/sluice-tools). Usage: eval "$(scripts/setup-test-tools.sh)"
 set -euo pipefail
 TOOLS="${SLUICE_TOOLS:-${HOME:?}/.cache/sluice-tools}"
@@ -69,7 +72,24 @@ if [ ! -f "$PW/package.json" ]; then
   npm install --prefix "$TOOLS/node" --no-audit --no-fund --silent playwright-core@1.57.0 >&2
 fi
 
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+if [ ! -x "$NGINX" ]; then
+  say "installing Debian nginx"
+  apt_install nginx
+  NGINX=/usr/sbin/nginx
+  # Only the tests' own instances run: stop and disable the service where the package started
+  # it (systemd, or sysvinit/none in a container, where policy-rc.d usually kept it down).
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    as_root systemctl disable --now nginx >&2 2>&1 || true
+  else
+    if command -v service >/dev/null; then as_root service nginx stop >&2 2>&1 || true; fi
+    if command -v update-rc.d >/dev/null; then as_root update-rc.d nginx disable >&2 2>&1 || true; fi
+  fi
+fi
+"$NGINX" -v 2>/dev/null || { say "$NGINX does not run"; exit 1; }
+
 echo "export SLUICE_FFMPEG9='$FF9'"
 echo "export SLUICE_PYTHONPATH='$PYLIB'"
 echo "export SLUICE_NODE_PATH='$TOOLS/node/node_modules'"
 echo "export SLUICE_CHROMIUM='/usr/bin/chromium'"
+echo "export SLUICE_NGINX='$NGINX'"
