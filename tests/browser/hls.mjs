@@ -3,7 +3,7 @@
 //
 // 1. A player page on another origin (a node http server on loopback, as a site embedding the
 //    stream would be) loads /console/vendor/hls.min.js from sluice and plays
-//    /{stream}/index.m3u8 with `lowLatencyMode: true`. Checks: currentTime advances with the
+//    /{stream}/index.m3u8 with `lowLatencyMode: true` (and `maxLiveSyncPlaybackRate: 1.5`). Checks: currentTime advances with the
 //    wall clock, videoWidth is the stream's, no fatal hls.js error, the playlist is LL-HLS
 //    (parts, blocking reload) and hls.js fetched parts and made blocking reloads. Then samples
 //    for SLUICE_SAMPLE_MS: hls.latency (behind the playlist's live edge) and the wall-clock
@@ -51,9 +51,11 @@ const playerHtml = `<!doctype html><meta charset="utf-8"><title>LL-HLS player</t
 <script src="${base}/console/vendor/hls.min.js"></script>
 <script>
 'use strict';
-window.report = { fatal: [], errors: [], waiting: 0, details: null, level: null };
+window.report = { fatal: [], errors: [], waiting: 0, details: null, level: null, first: null, firstFrag: null };
 const v = document.getElementById('v');
-const hls = new Hls({ lowLatencyMode: true });
+// As a low-latency site would set it up: hls.js may play up to 1.5x to get back to its target
+// after a stall, rather than keep every stall's delay for the rest of the session.
+const hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });
 window.hls = hls;
 hls.on(Hls.Events.ERROR, (_, d) => {
   const what = d.type + ' ' + d.details + (d.reason ? ' ' + d.reason : '') + (d.error ? ' ' + d.error.message : '');
@@ -61,6 +63,9 @@ hls.on(Hls.Events.ERROR, (_, d) => {
 });
 hls.on(Hls.Events.LEVEL_LOADED, (_, d) => {
   const x = d.details;
+  // Where the first playlist put the live edge, to explain a start far from it.
+  if (!report.first) report.first = { url: d.url, segments: x.fragments.length, parts: (x.partList || []).length,
+    start: x.fragments.length ? x.fragments[0].start : null, edge: x.edge, liveSync: hls.liveSyncPosition };
   report.details = { live: x.live, partTarget: x.partTarget, parts: (x.partList || []).length,
     canBlockReload: x.canBlockReload, canSkipUntil: x.canSkipUntil, partHoldBack: x.partHoldBack,
     targetduration: x.targetduration, skipped: x.skippedSegments || 0 };
@@ -69,6 +74,10 @@ hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => {
   const l = d.levels[0];
   report.level = l && { width: l.width, height: l.height, videoCodec: l.videoCodec, audioCodec: l.audioCodec };
   v.play().catch((e) => report.errors.push('play: ' + e.message));
+});
+hls.on(Hls.Events.FRAG_LOADING, (_, d) => {
+  if (!report.firstFrag) report.firstFrag = { sn: d.frag.sn, start: d.frag.start, part: d.part ? d.part.index : null,
+    url: d.part ? d.part.url : d.frag.url, currentTime: v.currentTime, liveSync: hls.liveSyncPosition };
 });
 v.addEventListener('waiting', () => { if (v.currentTime > 0) report.waiting++; });
 hls.loadSource(${JSON.stringify(playlist)});
@@ -153,6 +162,7 @@ try {
   const blockingReqs = requests.filter((u) => /index\.m3u8\?.*_HLS_msn=/.test(u)).length;
   const skipReqs = requests.filter((u) => /_HLS_skip=/.test(u)).length;
   const result = {
+    first_playlist: report.first, first_load: report.firstFrag,
     elapsed, advanced, width: s.w, height: s.h, level: report.level, playlist: report.details,
     requests: { parts: partReqs, blocking_reloads: blockingReqs, delta_updates: skipReqs, total: requests.length },
     stalls: report.waiting, nonfatal_errors: report.errors,
