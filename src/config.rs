@@ -23,6 +23,9 @@ pub struct Config {
     pub log: LogConfig,
     pub api: ApiConfig,
     pub runtime: RuntimeConfig,
+    pub hls: HlsConfig,
+    pub https: HttpsConfig,
+    pub srt: SrtConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -85,6 +88,18 @@ pub struct EgressConfig {
 pub struct IngestConfig {
     pub read_buffer_min: usize,
     pub read_buffer_max: usize,
+    /// UDP listeners, each receiving MPEG-TS for one stream.
+    pub udp: Vec<UdpIngest>,
+}
+
+/// One MPEG-TS-over-UDP listener (`[[ingest.udp]]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdpIngest {
+    /// `ip:port` to receive on.
+    pub listen: SocketAddr,
+    /// The stream it publishes: `app/stream`.
+    pub stream: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -92,6 +107,10 @@ pub struct IngestConfig {
 pub struct LimitsConfig {
     pub max_connections: usize,
     pub max_connections_per_ip: u32,
+    /// Accept queue of the RTMP and HTTP listeners (`listen(2)` backlog), clamped at start to
+    /// `net.core.somaxconn`. Sized for a join storm: SYNs past a full queue are dropped and
+    /// clients retry only after 1, 3, 7 s.
+    pub listen_backlog: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -154,6 +173,62 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             workers: 0,
             spill_busy_percent: 70,
+        }
+    }
+}
+
+/// The HTTPS listener (src/net/https.rs): off unless `listen` is set.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpsConfig {
+    /// `ip:port` to serve HTTPS on (HTTP/2 and HTTP/1.1 by ALPN); empty = no HTTPS.
+    pub listen: String,
+    /// PEM certificate chain.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+}
+
+impl HttpsConfig {
+    /// The address to listen on, if HTTPS is on.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
+}
+
+/// HLS and LL-HLS (src/egress/hls.rs): segments built once per stream, from memory.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HlsConfig {
+    /// Serve HLS at all.
+    pub enabled: bool,
+    /// Segment target duration; segments are cut at the first keyframe past it.
+    pub segment_ms: u64,
+    /// LL-HLS part target duration.
+    pub part_ms: u64,
+    /// Complete segments kept in each variant's window.
+    pub window_segments: usize,
+    /// Most bytes one variant's window of one stream holds (oldest segments evicted past it).
+    pub max_window_bytes: usize,
+    /// A stream's segmenter stops (and frees its window) after this long without a request.
+    pub idle_timeout_ms: u64,
+    /// Longest a blocking playlist or preload-hint request is held before `503`.
+    pub max_block_ms: u64,
+    /// Most requests held waiting (blocking reload, preload hints) at once; past it `503`.
+    pub max_held_requests: usize,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        HlsConfig {
+            enabled: true,
+            segment_ms: 2000,
+            part_ms: 200,
+            window_segments: 7,
+            max_window_bytes: 16 * 1024 * 1024,
+            idle_timeout_ms: 30_000,
+            max_block_ms: 6_000,
+            max_held_requests: 10_000,
         }
     }
 }
@@ -237,6 +312,7 @@ impl Default for IngestConfig {
         IngestConfig {
             read_buffer_min: 4096,
             read_buffer_max: 256 << 10,
+            udp: Vec::new(),
         }
     }
 }
@@ -246,6 +322,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_connections: 50_000,
             max_connections_per_ip: 0,
+            listen_backlog: 4096,
         }
     }
 }
@@ -343,6 +420,57 @@ impl Config {
                 "runtime.spill_busy_percent",
                 self.runtime.spill_busy_percent.to_string(),
                 "must be 0 to 100",
+            );
+        }
+        if !(1000..=60_000).contains(&self.hls.segment_ms) {
+            return bad(
+                "hls.segment_ms",
+                self.hls.segment_ms.to_string(),
+                "must be 1000..=60000 (segment numbers advance at most once a second: see src/egress/hls.rs)",
+            );
+        }
+        if !(100..=10_000).contains(&self.hls.part_ms) || self.hls.segment_ms < self.hls.part_ms {
+            return bad(
+                "hls.part_ms",
+                format!("{} (segment_ms {})", self.hls.part_ms, self.hls.segment_ms),
+                "must be 100..=10000 ms and at most hls.segment_ms",
+            );
+        }
+        for u in &self.ingest.udp {
+            let ok = u.stream.split_once('/').is_some_and(|(a, s)| {
+                crate::session::names::validate("app", a).is_ok()
+                    && crate::session::names::validate("stream", s).is_ok()
+            });
+            if !ok {
+                return bad(
+                    "ingest.udp.stream",
+                    u.stream.clone(),
+                    "must be app/stream (A-Z a-z 0-9 _ - . ~)",
+                );
+            }
+        }
+        if !self.https.listen.is_empty() {
+            if self.https.addr().is_none() {
+                return bad(
+                    "https.listen",
+                    self.https.listen.clone(),
+                    "must be ip:port (or empty for no HTTPS)",
+                );
+            }
+            if self.https.cert_file.is_empty() || self.https.key_file.is_empty() {
+                return bad(
+                    "https.cert_file",
+                    self.https.cert_file.clone(),
+                    "https.cert_file and https.key_file are required with https.listen",
+                );
+            }
+        }
+        self.srt.validate()?;
+        if self.hls.window_segments < 3 {
+            return bad(
+                "hls.window_segments",
+                self.hls.window_segments.to_string(),
+                "must be at least 3 (RFC 8216: a live playlist holds at least three target durations)",
             );
         }
         if self.rtmp.max_message_size < 1024 {
@@ -503,6 +631,100 @@ impl HookUrl {
             port,
             path: path.to_string(),
         })
+    }
+}
+
+/// The SRT listener (`[srt]`, src/net/srt.rs): publish and play over one UDP port.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrtConfig {
+    /// `ip:port` to receive SRT on; empty = no SRT.
+    pub listen: String,
+    /// SRT latency (both directions): how long lost packets may take to be resent.
+    pub latency_ms: u64,
+    /// AES passphrase (10–79 characters) every caller must give; empty = unencrypted only.
+    pub passphrase: String,
+    /// Key length callers must use: 0 = theirs (16 when they say none), or 16, 24, 32.
+    pub pbkeylen: u16,
+    /// Most SRT connections open at once; further callers are rejected as overloaded.
+    pub max_connections: usize,
+    /// Most handshakes waiting for admission (stream id, auth hooks) at once.
+    pub max_handshakes_in_progress: usize,
+    /// Bytes of MPEG-TS per SRT message sent to players: a multiple of 188, at most 1316.
+    pub payload_size: usize,
+}
+
+impl Default for SrtConfig {
+    fn default() -> Self {
+        SrtConfig {
+            listen: String::new(),
+            latency_ms: 120,
+            passphrase: String::new(),
+            pbkeylen: 0,
+            max_connections: 1000,
+            max_handshakes_in_progress: 64,
+            payload_size: 1316,
+        }
+    }
+}
+
+impl SrtConfig {
+    /// The address to listen on, if SRT is on.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, value: String, reason| {
+            Err(ConfigError::Invalid {
+                field,
+                value,
+                reason,
+            })
+        };
+        if !self.listen.is_empty() && self.addr().is_none() {
+            return bad(
+                "srt.listen",
+                self.listen.clone(),
+                "must be ip:port (or empty for no SRT)",
+            );
+        }
+        if !self.passphrase.is_empty() && !(10..=79).contains(&self.passphrase.len()) {
+            return bad(
+                "srt.passphrase",
+                "(hidden)".into(),
+                "must be 10 to 79 characters (or empty)",
+            );
+        }
+        if ![0, 16, 24, 32].contains(&self.pbkeylen) {
+            return bad(
+                "srt.pbkeylen",
+                self.pbkeylen.to_string(),
+                "must be 0, 16, 24 or 32",
+            );
+        }
+        if self.payload_size == 0 || self.payload_size % 188 != 0 || self.payload_size > 1316 {
+            return bad(
+                "srt.payload_size",
+                self.payload_size.to_string(),
+                "must be a multiple of 188 (one TS packet), at most 1316",
+            );
+        }
+        if !(20..=10_000).contains(&self.latency_ms) {
+            return bad(
+                "srt.latency_ms",
+                self.latency_ms.to_string(),
+                "must be 20..=10000",
+            );
+        }
+        if self.max_handshakes_in_progress == 0 {
+            return bad(
+                "srt.max_handshakes_in_progress",
+                "0".into(),
+                "must be at least 1",
+            );
+        }
+        Ok(())
     }
 }
 

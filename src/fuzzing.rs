@@ -151,3 +151,56 @@ pub fn rtmp_session(data: &[u8]) {
     drop(publishers);
     hub.close_all();
 }
+
+/// The chunked-body decoder of the HTTP push ingest, and what follows it: an MPEG-TS and an
+/// Annex B reader fed with the decoded bytes. Errors are fine; a panic, or body bytes out of
+/// nothing, is a bug.
+pub fn http_chunked(data: &[u8]) {
+    use crate::ingest::chunked::Dechunker;
+    // Cut the input at a position taken from its first byte, to exercise resumption.
+    let cut = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
+    let mut d = Dechunker::default();
+    let mut body = Vec::new();
+    let mut ok = true;
+    for piece in [&data[..cut], &data[cut..]] {
+        match d.feed(piece, |b| body.extend_from_slice(b)) {
+            Ok(used) => assert!(used <= piece.len()),
+            Err(_) => {
+                ok = false;
+                break;
+            }
+        }
+    }
+    assert!(body.len() <= data.len(), "decoded more than was given");
+    if ok {
+        let mut ts = sluice_ts::TsDemuxer::new(sluice_ts::DemuxerConfig {
+            max_pes_bytes: 1 << 16,
+        });
+        ts.push(&body);
+        ts.finish();
+        while ts.poll().is_some() {}
+        let mut ab = sluice_ts::AnnexBReader::new(sluice_media::NalCodec::H264, 25, 1, 1 << 16);
+        ab.push(&body);
+        ab.finish();
+        while ab.poll().is_some() {}
+    }
+}
+
+/// The SRT stream id parser: any bytes (as UTF-8, lossily) never panic, and an accepted id names
+/// a valid `app/stream` whose mode and query parse back the same.
+pub fn srt_streamid(data: &[u8]) {
+    use crate::ingest::srt_streamid::parse;
+    let id = String::from_utf8_lossy(data);
+    if let Ok(s) = parse(&id) {
+        let (app, stream) = s
+            .path
+            .key
+            .split_once('/')
+            .expect("accepted key is app/stream");
+        assert!(crate::session::names::validate("app", app).is_ok());
+        assert!(crate::session::names::validate("stream", stream).is_ok());
+        if let Some(q) = &s.path.query {
+            assert!(!q.contains('#') && !q.contains(' '), "query {q:?}");
+        }
+    }
+}

@@ -147,6 +147,12 @@ fn main() -> ExitCode {
         eprintln!("sluice: {e}");
         return ExitCode::from(2);
     }
+    // Before the runtimes: every connection is a file, and distributions start a process at a
+    // soft limit of 1,024 open files.
+    let kernel = sluice::net::limits::KernelLimits::raise_and_read();
+    for warning in sluice::net::limits::warnings(&config.limits, &kernel) {
+        tracing::warn!("{warning}");
+    }
     let threads = match config.runtime.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,

@@ -33,3 +33,13 @@ fn http_head_corpus() {
 fn rtmp_session_hub_corpus() {
     replay("rtmp_session_hub", sluice::fuzzing::rtmp_session);
 }
+
+#[test]
+fn http_chunked_corpus() {
+    replay("http_chunked", sluice::fuzzing::http_chunked);
+}
+
+#[test]
+fn srt_streamid_corpus() {
+    replay("srt_streamid", sluice::fuzzing::srt_streamid);
+}

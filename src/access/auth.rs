@@ -194,14 +194,7 @@ impl Request<'_> {
 /// Decides a publish or play: static rules, then signed URL, then the `on_publish`/`on_play`
 /// hook. `Err` is the reason for the denial.
 pub async fn authorize(cfg: &AuthConfig, req: &Request<'_>) -> Result<(), String> {
-    check_rules(cfg, req.action, req.path)?;
-    let signed = match req.action {
-        Action::Publish => cfg.sign_publish,
-        Action::Play => cfg.sign_play,
-    };
-    if signed && !cfg.secret.is_empty() {
-        verify_signature(&cfg.secret, req.action, req.path, unix_now())?;
-    }
+    check_offline(cfg, req)?;
     let (url, action) = match req.action {
         Action::Publish => (&cfg.on_publish, "on_publish"),
         Action::Play => (&cfg.on_play, "on_play"),
@@ -209,6 +202,22 @@ pub async fn authorize(cfg: &AuthConfig, req: &Request<'_>) -> Result<(), String
     if !url.is_empty() {
         let timeout = Duration::from_millis(cfg.hook_timeout_ms);
         hooks::authorize(url, &req.event(action), timeout).await?;
+    }
+    Ok(())
+}
+
+/// The checks of [`authorize`] that need no callout: static rules and the signed URL. For the
+/// files of a session already admitted by [`authorize`] (an HLS player's segments and parts,
+/// which carry the playlist's query), so that hooks are called once per playlist reload, not
+/// per file.
+pub fn check_offline(cfg: &AuthConfig, req: &Request<'_>) -> Result<(), String> {
+    check_rules(cfg, req.action, req.path)?;
+    let signed = match req.action {
+        Action::Publish => cfg.sign_publish,
+        Action::Play => cfg.sign_play,
+    };
+    if signed && !cfg.secret.is_empty() {
+        verify_signature(&cfg.secret, req.action, req.path, unix_now())?;
     }
     Ok(())
 }

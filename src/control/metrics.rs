@@ -184,6 +184,26 @@ pub fn render(ctx: &Ctx) -> String {
         o.single("sluice_allocator_resident_bytes", "gauge", help, resident);
     }
 
+    // HLS.
+    let help = "HLS requests answered, by variant (fmp4, ts), kind and HTTP status.";
+    let mut f = o.family("sluice_hls_requests_total", "counter", help);
+    for ((variant, kind, status), n) in ctx.hls.requests() {
+        let status = status.to_string();
+        f.sample(
+            &[("variant", variant), ("kind", kind), ("status", &status)],
+            n,
+        );
+    }
+    let help = "HLS requests held now (blocking playlist reload, preload-hint parts).";
+    let held = ctx.hls.held.load(Ordering::Relaxed);
+    o.single("sluice_hls_held_requests", "gauge", help, held);
+    let help = "Bytes held by a stream's HLS segment windows (fMP4 and MPEG-TS).";
+    let mut f = o.family("sluice_hls_window_bytes", "gauge", help);
+    for (key, bytes) in ctx.hls.windows() {
+        let (app, stream) = split_key(&key);
+        f.sample(&[("app", app), ("stream", stream)], bytes);
+    }
+
     // Per stream.
     let mut rows: Vec<StreamRow> = streams
         .iter()

@@ -90,6 +90,29 @@ pub fn socket_queue(fd: std::os::fd::RawFd) -> SocketQueue {
     }
 }
 
+/// Makes closing socket `fd` a reset (`SO_LINGER` 0, as nginx's `reset_timedout_connection`),
+/// or (`false`) an ordinary close again. For a viewer that cannot take what is pending: closed
+/// normally with its send queue full, its socket would stay in FIN-WAIT-1 as a kernel orphan
+/// holding the unsent bytes (up to a send buffer each) until the kernel gives up probing its
+/// zero window, in memory sluice's own figures never show. A reset frees it at once; the
+/// player sees a connection reset instead of an end of stream. `fd` must be open for the call.
+pub fn reset_on_close(fd: std::os::fd::RawFd, reset: bool) {
+    // SAFETY: the caller's socket `fd` stays open for the duration of this call; the borrow does
+    // not outlive it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let linger = reset.then_some(Duration::ZERO);
+    if let Err(e) = socket2::SockRef::from(&fd).set_linger(linger) {
+        tracing::debug!(error = %e, "cannot set SO_LINGER");
+    }
+}
+
+/// True when socket `fd`'s peer cannot take what is pending: bytes wait unsent and the peer
+/// advertises a zero receive window (it has stopped reading). Unknown (no `tcpi_snd_wnd`, before
+/// Linux 6.2) counts as able: the clean end is tried, and its timeout still resets.
+pub fn peer_stalled(fd: std::os::fd::RawFd) -> bool {
+    socket_queue(fd).unsent > 0 && peer_window(fd) == Some(0)
+}
+
 /// Sends FIN and drains what the client still sends for a moment, so the close is not turned
 /// into a reset (which players report as an I/O error instead of a clean end of stream).
 pub async fn graceful_close(sock: &mut TcpStream) {

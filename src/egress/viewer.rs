@@ -89,6 +89,11 @@ where
     let slot = Arc::new(Slot::new(sub, fd, limits(&ctx.config), client));
     async move {
         let reason = serve(&slot, &stream, reader, w, egress, ctx).await;
+        if reason == CloseReason::SlowViewer {
+            // It took nothing for `slow_timeout`: what is queued will not go, so the close is a
+            // reset rather than a kernel orphan holding it (see `socket::reset_on_close`).
+            socket::reset_on_close(slot.fd(), true);
+        }
         let mut c = slot.core();
         c.report(&slot.client);
         let totals = ViewerTotals {
@@ -127,11 +132,11 @@ where
     let mut peer_window = socket::peer_window(slot.fd()).unwrap_or(0);
     loop {
         if *ctx.shutdown.borrow() {
-            Box::pin(end_stream(w, egress, limits(&ctx.config))).await;
+            Box::pin(end_stream(slot.fd(), w, egress, limits(&ctx.config))).await;
             return CloseReason::Shutdown;
         }
         if client.kick.is_cancelled() {
-            return Box::pin(kicked(stream, w, egress, limits(&ctx.config))).await;
+            return Box::pin(kicked(stream, slot.fd(), w, egress, limits(&ctx.config))).await;
         }
         if let Some(ctl) = egress.take_control() {
             if let Err(r) = Box::pin(write_with_timeout(
@@ -288,7 +293,7 @@ where
                 }
             }
             Read::Ended => {
-                Box::pin(end_stream(w, egress, limits(&ctx.config))).await;
+                Box::pin(end_stream(slot.fd(), w, egress, limits(&ctx.config))).await;
                 return CloseReason::StreamEnded;
             }
             // Shutdown closes every stream and a kick wakes the viewer's stream, which wakes this
@@ -400,8 +405,10 @@ async fn write_batch<W: AsyncWrite + Unpin>(
             c.count(&slot.client, batch.len as u64, true);
             Ok(blocked)
         }
-        // A kick during a stalled write: the tag is cut short, so no clean end.
+        // A kick during a stalled write: the tag is cut short, so no clean end, and the peer is
+        // not taking what is queued: reset.
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+            socket::reset_on_close(slot.fd(), true);
             c.sub.stream().stats.kicked.fetch_add(1, Ordering::Relaxed);
             Err(CloseReason::Kicked)
         }
@@ -504,25 +511,38 @@ impl Drain {
     }
 }
 
-/// Ends a kicked viewer's stream cleanly and counts the kick.
+/// Ends a kicked viewer's stream (cleanly if it can still read) and counts the kick.
 async fn kicked<W: AsyncWrite + Unpin, E: Egress>(
     stream: &Stream,
+    fd: std::os::fd::RawFd,
     w: &mut W,
     egress: &mut E,
     limits: ViewerLimits,
 ) -> CloseReason {
     stream.stats.kicked.fetch_add(1, Ordering::Relaxed);
-    end_stream(w, egress, limits).await;
+    end_stream(fd, w, egress, limits).await;
     CloseReason::Kicked
 }
 
-/// Writes the bytes that end the stream cleanly, as far as the socket takes them in time.
+/// Writes the bytes that end the stream cleanly (socket `fd`), for a viewer that can still read
+/// them. One that cannot take what is pending (stopped reading: a zero window with bytes
+/// unsent), or does not take the end within `slow_timeout`, gets a reset on close instead, and
+/// so does one whose task is dropped while the end is written (a shutdown past its grace):
+/// otherwise its socket would linger as a kernel orphan holding its full send queue.
 async fn end_stream<W: AsyncWrite + Unpin, E: Egress>(
+    fd: std::os::fd::RawFd,
     w: &mut W,
     egress: &mut E,
     limits: ViewerLimits,
 ) {
-    let _ = write_with_timeout(w, &egress.finish(), limits.slow_timeout).await;
+    socket::reset_on_close(fd, true);
+    if socket::peer_stalled(fd) {
+        return;
+    }
+    let ended = write_with_timeout(w, &egress.finish(), limits.slow_timeout).await;
+    if ended.is_ok() && !socket::peer_stalled(fd) {
+        socket::reset_on_close(fd, false);
+    }
 }
 
 /// Writes control bytes, cutting the viewer off when the socket takes nothing for `timeout`.

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use crate::access::auth::{self, Action};
 use crate::control;
 use crate::egress::flv::FlvEgress;
+use crate::egress::hls;
 use crate::egress::socket::graceful_close;
 use crate::egress::viewer;
 use crate::session::clients::{Registration, Role};
@@ -34,6 +35,17 @@ pub struct Request {
     pub request_headers: Option<String>,
     /// The `Authorization` header (API bearer token).
     pub authorization: Option<String>,
+    /// The client wants the connection kept open after the response (HTTP/1.1 without
+    /// `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`).
+    pub keep_alive: bool,
+    /// Bytes of the head, `\r\n\r\n` included: what follows is the next request.
+    pub head_len: usize,
+    /// `Content-Length`, if sent and valid.
+    pub content_length: Option<u64>,
+    /// `Transfer-Encoding: chunked`.
+    pub chunked: bool,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
 }
 
 /// Why a request head was refused.
@@ -50,7 +62,7 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Request>, Hea
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
         Ok(httparse::Status::Partial) => Ok(None),
-        Ok(httparse::Status::Complete(_)) => {
+        Ok(httparse::Status::Complete(head_len)) => {
             let raw_path = req.path.unwrap_or("/");
             let (path, query) = match raw_path.split_once('?') {
                 Some((p, q)) => (p.to_string(), Some(q.to_string())),
@@ -64,11 +76,23 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Request>, Hea
                     .map(|s| s.trim().to_string())
             };
             let upgrade_ws = find("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+            let http11 = req.version == Some(1);
+            let connection = find("connection").unwrap_or_default();
+            let has = |token: &str| {
+                connection
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case(token))
+            };
+            let keep_alive = if http11 {
+                !has("close")
+            } else {
+                has("keep-alive")
+            };
             Ok(Some(Request {
                 method: req.method.unwrap_or("").to_string(),
                 path,
                 query,
-                http11: req.version == Some(1),
+                http11,
                 websocket_key: if upgrade_ws {
                     find("sec-websocket-key")
                 } else {
@@ -77,6 +101,13 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Request>, Hea
                 origin: find("origin"),
                 request_headers: find("access-control-request-headers"),
                 authorization: find("authorization"),
+                keep_alive,
+                head_len,
+                content_length: find("content-length").and_then(|v| v.parse().ok()),
+                chunked: find("transfer-encoding")
+                    .is_some_and(|v| v.to_ascii_lowercase().contains("chunked")),
+                expect_continue: find("expect")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
             }))
         }
         Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders),
@@ -85,18 +116,31 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Request>, Hea
 }
 
 /// Serves one HTTP connection; returns why it closed.
-pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> CloseReason {
+pub async fn serve(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+    hls: Arc<hls::Registry>,
+) -> CloseReason {
+    // Bytes read past a request head: the start of the next request on a kept-alive connection.
+    let mut pending = Vec::new();
     // The request phase is boxed: its buffers and futures are freed once the request is routed,
     // so a long-lived viewer's task holds only the viewer loop's state.
+    let mut first = true;
+    let route = loop {
+        match Box::pin(route(&mut sock, peer, &ctx, &hls, &mut pending, first)).await {
+            Ok(Routed::Viewer(r)) => break r,
+            Ok(Routed::Next) => first = false,
+            Err(reason) => return reason,
+        }
+    };
+    drop(pending);
     let Route {
         sub,
         mut egress,
         stop_hook,
         client,
-    } = match Box::pin(route(&mut sock, peer, &ctx)).await {
-        Ok(r) => r,
-        Err(reason) => return reason,
-    };
+    } = route;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
     let (mut r, mut w) = sock.split();
     let (reason, totals) = viewer::run(
@@ -133,6 +177,14 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> Clos
     reason
 }
 
+/// What a request turned out to be.
+enum Routed {
+    /// An FLV viewer: the connection is the viewer's from now on.
+    Viewer(Route),
+    /// Answered, and the client keeps the connection for its next request.
+    Next,
+}
+
 /// A request routed to a stream: what the viewer loop needs.
 struct Route {
     sub: Subscriber,
@@ -149,12 +201,15 @@ async fn route(
     sock: &mut TcpStream,
     peer: SocketAddr,
     ctx: &Arc<Ctx>,
-) -> Result<Route, CloseReason> {
+    hls: &Arc<hls::Registry>,
+    pending: &mut Vec<u8>,
+    first: bool,
+) -> Result<Routed, CloseReason> {
     let cfg = &ctx.config.http;
     let deadline = Duration::from_millis(cfg.header_timeout_ms);
     let head = tokio::time::timeout(
         deadline,
-        read_head(sock, cfg.max_header_bytes, cfg.max_headers),
+        read_head(sock, pending, cfg.max_header_bytes, cfg.max_headers),
     )
     .await;
     let req = match head {
@@ -170,6 +225,11 @@ async fn route(
             }
             tracing::info!(%peer, proto = "http", reason = %reason, "connection closed before a request");
             return Err(reason);
+        }
+        Err(_) if !first && pending.is_empty() => {
+            // An idle kept-alive connection: no byte of a next request. A 408 now could be
+            // read by a cache as the answer to a request it is just sending; close quietly.
+            return Err(CloseReason::Timeout("http keep-alive idle"));
         }
         Err(_) => {
             let _ = respond(sock, "408 Request Timeout", "", &[]).await;
@@ -196,9 +256,26 @@ async fn route(
         let _ = respond(sock, "204 No Content", "", &h).await;
         return Err(CloseReason::Responded);
     }
+    if req.method == "POST" || req.method == "PUT" {
+        if let Some((container, rest)) =
+            crate::ingest::mpegts::Container::from_path(&req.path, req.query.as_deref())
+        {
+            return Err(push(sock, peer, ctx, &req, container, rest, pending, &cors).await);
+        }
+    }
     if req.method != "GET" && req.method != "HEAD" {
         let _ = respond(sock, "405 Method Not Allowed", "", &cors).await;
         return Err(CloseReason::Responded);
+    }
+    if let Some((sp, flavor, file)) = hls_path(&req.path) {
+        if ctx.config.hls.enabled {
+            return serve_hls(sock, peer, ctx, hls, &req, sp, flavor, file, &cors).await;
+        }
+    }
+    if let Some(rest) = req.path.strip_suffix(".ts") {
+        if ctx.config.hls.enabled {
+            return Err(serve_ts(sock, peer, ctx, hls, &req, rest, &cors).await);
+        }
     }
     let Some(rest) = req.path.strip_suffix(".flv") else {
         let _ = respond(sock, "404 Not Found", "not found\n", &cors).await;
@@ -260,22 +337,371 @@ async fn route(
     };
     let client = ctx.clients.register(Role::Viewer, proto, peer, &sp.key);
     tracing::info!(%peer, proto, stream = %sp.key, id = client.id, "viewer connected");
-    Ok(Route {
+    Ok(Routed::Viewer(Route {
         sub,
         egress,
         stop_hook: (!ctx.config.auth.on_stop.is_empty()).then(|| Box::new(sp)),
         client,
-    })
+    }))
 }
 
+/// A continuous MPEG-TS viewer (`GET /{app}/{stream}.ts`, for VLC, set-top boxes, ffmpeg): the
+/// stream's shared TS parts (built once by its HLS segmenter) in a chunked body. A viewer that
+/// falls out of the window starts again at the newest segment (a whole-GOP skip).
+async fn serve_ts(
+    sock: &mut TcpStream,
+    peer: SocketAddr,
+    ctx: &Arc<Ctx>,
+    registry: &Arc<hls::Registry>,
+    req: &Request,
+    rest: &str,
+    cors: &[(&'static str, String)],
+) -> CloseReason {
+    let mut sp = match StreamPath::parse_path(rest) {
+        Ok(sp) => sp,
+        Err(e) => {
+            let _ = respond(sock, "400 Bad Request", &format!("{e}\n"), cors).await;
+            return CloseReason::Protocol(format!("bad stream path: {e}"));
+        }
+    };
+    sp.query = req.query.clone();
+    let auth_req = auth::Request {
+        action: Action::Play,
+        peer,
+        path: &sp,
+        protocol: "http-ts",
+    };
+    if let Err(why) = auth::authorize(&ctx.config.auth, &auth_req).await {
+        let _ = respond(sock, "403 Forbidden", "forbidden\n", cors).await;
+        return CloseReason::Denied(why);
+    }
+    let Some(mut pos) = hls::next_ts_part(registry, ctx, &sp.key, None).await else {
+        let _ = respond(sock, "404 Not Found", "not found\n", cors).await;
+        return CloseReason::Denied(format!("stream {} not found", sp.key));
+    };
+    crate::egress::socket::tune_viewer_socket(sock, &ctx.config);
+    let mut head = String::from("HTTP/1.1 200 OK\r\nServer: sluice\r\nContent-Type: video/mp2t\r\nCache-Control: no-cache\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n");
+    for (k, v) in cors {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    if let Err(e) = sock.write_all(head.as_bytes()).await {
+        return CloseReason::from_io(&e);
+    }
+    if req.method == "HEAD" {
+        return CloseReason::Responded;
+    }
+    let client = ctx.clients.register(Role::Viewer, "http-ts", peer, &sp.key);
+    tracing::info!(%peer, proto = "http-ts", stream = %sp.key, id = client.id, "viewer connected");
+    let slow = Duration::from_millis(ctx.config.hub.slow_timeout_ms);
+    let mut shutdown = ctx.shutdown.clone();
+    let reason = loop {
+        let (at, pieces) = pos;
+        let len: usize = pieces.iter().map(|b| b.len()).sum();
+        let size = format!("{len:x}\r\n");
+        let mut all: Vec<&[u8]> = Vec::with_capacity(pieces.len() + 2);
+        all.push(size.as_bytes());
+        all.extend(pieces.iter().map(|b| &b[..]));
+        all.push(b"\r\n");
+        match tokio::time::timeout(slow, write_all_vectored(sock, &all)).await {
+            Err(_) => break CloseReason::SlowViewer,
+            Ok(Err(e)) => break CloseReason::from_io(&e),
+            Ok(Ok(())) => client.add_bytes(len as u64),
+        }
+        let next = tokio::select! {
+            n = hls::next_ts_part(registry, ctx, &sp.key, Some(at)) => n,
+            _ = client.kick.cancelled() => break CloseReason::Kicked,
+            _ = shutdown.changed() => break CloseReason::Shutdown,
+        };
+        pos = match next {
+            Some(n) => n,
+            // Fell out of the window, or the stream paused: start over at the newest segment.
+            None => match hls::next_ts_part(registry, ctx, &sp.key, None).await {
+                Some(n) => n,
+                None => break CloseReason::StreamEnded,
+            },
+        };
+    };
+    if matches!(reason, CloseReason::StreamEnded | CloseReason::Shutdown) {
+        let _ = sock.write_all(b"0\r\n\r\n").await;
+    }
+    auth::ended(&ctx.config.auth, &auth_req);
+    tracing::info!(%peer, proto = "http-ts", stream = %sp.key, id = client.id, reason = %reason, bytes = client.bytes(), "viewer closed");
+    reason
+}
+
+/// A publisher pushing MPEG-TS or Annex B as the request body: admitted like an RTMP publish
+/// (auth, the hub's one-publisher rule), then read until the body ends.
+#[allow(clippy::too_many_arguments)]
+async fn push(
+    sock: &mut TcpStream,
+    peer: SocketAddr,
+    ctx: &Arc<Ctx>,
+    req: &Request,
+    container: crate::ingest::mpegts::Container,
+    rest: &str,
+    pending: &mut Vec<u8>,
+    cors: &[(&'static str, String)],
+) -> CloseReason {
+    use crate::ingest::mpegts::BodyLength;
+    let proto = container.protocol(false);
+    let mut sp = match StreamPath::parse_path(rest) {
+        Ok(sp) => sp,
+        Err(e) => {
+            let _ = respond(sock, "400 Bad Request", &format!("{e}\n"), cors).await;
+            return CloseReason::Protocol(format!("bad stream path: {e}"));
+        }
+    };
+    sp.query = req.query.clone();
+    let length = match (req.chunked, req.content_length) {
+        (true, _) => BodyLength::Chunked,
+        (false, Some(n)) if n > 0 => BodyLength::Length(n),
+        _ => {
+            let _ = respond(
+                sock,
+                "411 Length Required",
+                "a chunked body or a Content-Length is required\n",
+                cors,
+            )
+            .await;
+            return CloseReason::Protocol("push without a body".into());
+        }
+    };
+    let auth_req = auth::Request {
+        action: Action::Publish,
+        peer,
+        path: &sp,
+        protocol: proto,
+    };
+    if let Err(why) = auth::authorize(&ctx.config.auth, &auth_req).await {
+        tracing::info!(%peer, proto, stream = %sp.key, reason = %why, "publish refused");
+        let _ = respond(sock, "403 Forbidden", "forbidden\n", cors).await;
+        return CloseReason::Denied(why);
+    }
+    let p = match ctx.hub.publish(&sp.key) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(%peer, proto, stream = %sp.key, reason = %e, "publish refused");
+            let _ = respond(sock, "409 Conflict", &format!("{e}\n"), cors).await;
+            return CloseReason::Denied(e.to_string());
+        }
+    };
+    if req.expect_continue
+        && sock
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
+    {
+        return CloseReason::PeerClosed;
+    }
+    let client = ctx.clients.register(Role::Publisher, proto, peer, &sp.key);
+    client.add_bytes(pending.len() as u64);
+    tracing::info!(%peer, proto, stream = %sp.key, id = client.id, "publish started");
+    let body = std::mem::take(pending);
+    let reason =
+        crate::ingest::mpegts::publish_body(sock, body, length, container, ctx, &p, &client).await;
+    drop(p);
+    auth::ended(&ctx.config.auth, &auth_req);
+    tracing::info!(%peer, proto, stream = %sp.key, id = client.id, reason = %reason, bytes = client.bytes(), "publish ended");
+    if matches!(reason, CloseReason::Unpublished) {
+        let _ = respond(sock, "204 No Content", "", cors).await;
+    }
+    reason
+}
+
+/// `/{app}/{stream}/{file}` (fMP4 LL-HLS) or `/{app}/{stream}/ts/{file}` (MPEG-TS) with an HLS
+/// file name's extension: the stream, the variant and the file name.
+pub(crate) fn hls_path(path: &str) -> Option<(StreamPath, hls::Flavor, &str)> {
+    let (dir, file) = path.rsplit_once('/')?;
+    if ![".m3u8", ".m4s", ".mp4", ".ts"]
+        .iter()
+        .any(|ext| file.ends_with(ext))
+    {
+        return None;
+    }
+    let (dir, flavor) = match dir.strip_suffix("/ts") {
+        Some(d) if d.matches('/').count() == 2 => (d, hls::Flavor::Ts),
+        _ => (dir, hls::Flavor::Fmp4),
+    };
+    if dir.matches('/').count() != 2 {
+        return None;
+    }
+    Some((StreamPath::parse_path(dir).ok()?, flavor, file))
+}
+
+/// Answers one HLS request (after admission) and says whether the connection goes on.
+#[allow(clippy::too_many_arguments)]
+async fn serve_hls(
+    sock: &mut TcpStream,
+    peer: SocketAddr,
+    ctx: &Arc<Ctx>,
+    registry: &Arc<hls::Registry>,
+    req: &Request,
+    mut sp: StreamPath,
+    flavor: hls::Flavor,
+    file: &str,
+    cors: &[(&'static str, String)],
+) -> Result<Routed, CloseReason> {
+    sp.query = req.query.clone();
+    let answer = answer_hls(ctx, registry, peer, &sp, flavor, file).await;
+    let keep = req.keep_alive && !*ctx.shutdown.borrow();
+    let head_only = req.method == "HEAD";
+    if let Err(e) = write_hls(sock, &answer, keep, head_only, cors).await {
+        return Err(CloseReason::from_io(&e));
+    }
+    if keep {
+        Ok(Routed::Next)
+    } else {
+        graceful_close(sock).await;
+        Err(CloseReason::Responded)
+    }
+}
+
+/// Admits an HLS request and answers it: the playlist like any play (rules, signed URL,
+/// `on_play`), its files by token and signature only. Counted by variant, kind and status.
+/// Both front doors (plain HTTP and HTTPS) call it.
+pub(crate) async fn answer_hls(
+    ctx: &Arc<Ctx>,
+    registry: &Arc<hls::Registry>,
+    peer: SocketAddr,
+    sp: &StreamPath,
+    flavor: hls::Flavor,
+    file: &str,
+) -> hls::Answer {
+    let auth_req = auth::Request {
+        action: Action::Play,
+        peer,
+        path: sp,
+        protocol: "hls",
+    };
+    let kind = hls::kind(file);
+    // The playlist is the session's door (hooks too); its files carry the same query and are
+    // checked without calling out, so a player's many requests cost one hook call per reload.
+    let admitted = if kind == "playlist" {
+        auth::authorize(&ctx.config.auth, &auth_req).await
+    } else {
+        auth::check_offline(&ctx.config.auth, &auth_req)
+    };
+    let answer = match admitted {
+        Ok(()) => hls::answer(registry, ctx, &sp.key, flavor, file, sp.query.as_deref()).await,
+        Err(why) => {
+            tracing::info!(%peer, proto = "hls", stream = %sp.key, reason = %why, "play refused");
+            hls::Answer::Error {
+                status: "403 Forbidden",
+                reason: "forbidden".into(),
+            }
+        }
+    };
+    ctx.hls.request(flavor.label(), kind, answer.status_code());
+    answer
+}
+
+/// Writes an HLS answer: head and body pieces in as few vectored writes as the kernel takes.
+async fn write_hls(
+    sock: &mut TcpStream,
+    answer: &hls::Answer,
+    keep_alive: bool,
+    head_only: bool,
+    cors: &[(&'static str, String)],
+) -> std::io::Result<()> {
+    use std::fmt::Write as _;
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let mut head = String::with_capacity(256);
+    let text;
+    let body: &[bytes::Bytes] = match answer {
+        hls::Answer::Ok {
+            content_type,
+            cache_control,
+            body,
+        } => {
+            let len: usize = body.iter().map(|b| b.len()).sum();
+            let _ = write!(
+                head,
+                "HTTP/1.1 200 OK\r\nServer: sluice\r\nConnection: {connection}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nCache-Control: {cache_control}\r\n"
+            );
+            body
+        }
+        hls::Answer::Error { status, reason } => {
+            text = [bytes::Bytes::from(format!("{reason}\n"))];
+            let retry = if status.starts_with("503") {
+                "Retry-After: 1\r\n"
+            } else {
+                ""
+            };
+            let _ = write!(
+                head,
+                "HTTP/1.1 {status}\r\nServer: sluice\r\nConnection: {connection}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-cache\r\n{retry}",
+                text[0].len()
+            );
+            &text
+        }
+    };
+    for (k, v) in cors {
+        let _ = write!(head, "{k}: {v}\r\n");
+    }
+    head.push_str("\r\n");
+    let head = bytes::Bytes::from(head);
+    let pieces: Vec<&[u8]> = std::iter::once(&head[..])
+        .chain(body.iter().filter(|_| !head_only).map(|b| &b[..]))
+        .collect();
+    write_all_vectored(sock, &pieces).await
+}
+
+/// Writes every piece, in order, with vectored writes (at most 512 pieces per call).
+async fn write_all_vectored(sock: &mut TcpStream, pieces: &[&[u8]]) -> std::io::Result<()> {
+    let (mut i, mut off) = (0usize, 0usize);
+    while i < pieces.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = pieces[i..]
+            .iter()
+            .take(512)
+            .enumerate()
+            .map(|(j, p)| std::io::IoSlice::new(if j == 0 { &p[off..] } else { p }))
+            .collect();
+        let mut n = sock.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while i < pieces.len() && n >= pieces[i].len() - off {
+            n -= pieces[i].len() - off;
+            off = 0;
+            i += 1;
+        }
+        off += n;
+    }
+    Ok(())
+}
+
+/// Reads the next request head; `buf` holds bytes already read (a kept-alive connection's next
+/// request) and keeps what follows the head.
 async fn read_head(
     sock: &mut TcpStream,
+    buf: &mut Vec<u8>,
     max_bytes: usize,
     max_headers: usize,
 ) -> Result<Request, CloseReason> {
-    let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
+        if !buf.is_empty() {
+            match parse_head(buf, max_headers) {
+                Ok(Some(r)) => {
+                    buf.drain(..r.head_len.min(buf.len()));
+                    return Ok(r);
+                }
+                Ok(None) => {}
+                Err(HeadError::TooManyHeaders) => {
+                    return Err(CloseReason::Limit(format!(
+                        "http.max_headers ({max_headers}) exceeded"
+                    )))
+                }
+                Err(_) => return Err(CloseReason::Protocol("malformed HTTP request head".into())),
+            }
+        }
+        if buf.len() > max_bytes {
+            return Err(CloseReason::Limit(format!(
+                "http.max_header_bytes ({max_bytes}) exceeded"
+            )));
+        }
+        buf.reserve(chunk.len());
         let n = sock
             .read(&mut chunk)
             .await
@@ -284,21 +710,6 @@ async fn read_head(
             return Err(CloseReason::PeerClosed);
         }
         buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > max_bytes {
-            return Err(CloseReason::Limit(format!(
-                "http.max_header_bytes ({max_bytes}) exceeded"
-            )));
-        }
-        match parse_head(&buf, max_headers) {
-            Ok(Some(r)) => return Ok(r),
-            Ok(None) => {}
-            Err(HeadError::TooManyHeaders) => {
-                return Err(CloseReason::Limit(format!(
-                    "http.max_headers ({max_headers}) exceeded"
-                )))
-            }
-            Err(_) => return Err(CloseReason::Protocol("malformed HTTP request head".into())),
-        }
     }
 }
 

@@ -21,6 +21,8 @@ use crate::session::Ctx;
 pub struct Server {
     pub rtmp_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The HTTPS listener's address, when `https.listen` is set.
+    pub https_addr: Option<SocketAddr>,
     pub ctx: Arc<Ctx>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -46,12 +48,37 @@ impl Server {
             )
         });
         let config = Arc::new(config);
-        let rtmp = TcpListener::bind(config.rtmp.listen)
-            .await
+        // main warns when the kernel caps the setting (net::limits::warnings).
+        let backlog =
+            super::limits::listen_backlog(config.limits.listen_backlog, super::limits::somaxconn());
+        let rtmp = listen(config.rtmp.listen, backlog)
             .map_err(|e| bind_error("rtmp.listen", config.rtmp.listen, e))?;
-        let http = TcpListener::bind(config.http.listen)
-            .await
+        let http = listen(config.http.listen, backlog)
             .map_err(|e| bind_error("http.listen", config.http.listen, e))?;
+        let https = match config.https.addr() {
+            Some(addr) => {
+                let acceptor =
+                    super::https::acceptor(&config.https).map_err(std::io::Error::other)?;
+                let l = listen(addr, backlog).map_err(|e| bind_error("https.listen", addr, e))?;
+                Some((l, acceptor))
+            }
+            None => None,
+        };
+        let mut udp = Vec::with_capacity(config.ingest.udp.len());
+        for u in &config.ingest.udp {
+            let sock = tokio::net::UdpSocket::bind(u.listen)
+                .await
+                .map_err(|e| bind_error("ingest.udp.listen", u.listen, e))?;
+            udp.push((sock, u.stream.clone()));
+        }
+        let srt = match config.srt.addr() {
+            Some(a) => Some(
+                tokio::net::UdpSocket::bind(a)
+                    .await
+                    .map_err(|e| bind_error("srt.listen", a, e))?,
+            ),
+            None => None,
+        };
         let (shutdown_tx, shutdown) = watch::channel(false);
         let hub = Hub::new(config.hub_config());
         let ctx = Arc::new(Ctx {
@@ -64,12 +91,33 @@ impl Server {
             rates: Rates::default(),
             started: std::time::Instant::now(),
             per_ip: PerIp::default(),
+            hls: Default::default(),
+            extensions: Default::default(),
         });
         // Where new connections run; None runs them all on the runtime that started the server.
         let placement = placement.map(Arc::new);
         let rtmp_addr = rtmp.local_addr()?;
         let http_addr = http.local_addr()?;
-        let tasks = vec![
+        let mut https_addr = None;
+        let udp_tasks: Vec<_> = udp
+            .into_iter()
+            .map(|(sock, key)| {
+                tokio::spawn(crate::ingest::mpegts::serve_udp(ctx.clone(), sock, key))
+            })
+            .collect();
+        let mut tasks = udp_tasks;
+        tasks.extend(srt.map(|s| tokio::spawn(super::srt::serve(ctx.clone(), s))));
+        if let Some((l, acceptor)) = https {
+            https_addr = Some(l.local_addr()?);
+            ctx.extension(|| Arc::new(acceptor));
+            tasks.push(tokio::spawn(accept_loop(
+                l,
+                ctx.clone(),
+                placement.clone(),
+                Proto::Https,
+            )));
+        }
+        tasks.extend([
             tokio::spawn(accept_loop(
                 rtmp,
                 ctx.clone(),
@@ -83,11 +131,12 @@ impl Server {
                 Proto::Http,
             )),
             tokio::spawn(reaper(ctx.clone(), placement)),
-        ];
-        tracing::info!(%rtmp_addr, %http_addr, "sluice listening");
+        ]);
+        tracing::info!(%rtmp_addr, %http_addr, https_addr = ?https_addr, backlog, "sluice listening");
         Ok(Server {
             rtmp_addr,
             http_addr,
+            https_addr,
             ctx,
             shutdown_tx,
             tasks,
@@ -112,6 +161,20 @@ impl Server {
     }
 }
 
+/// A listening socket with an accept queue of `backlog` (tokio's `TcpListener::bind` fixes it at
+/// 1,024): a join storm's SYNs past a full queue are dropped, and their clients retry only
+/// after 1, 3, 7 s.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As tokio's bind: a restart can bind while the old process's sockets sit in TIME-WAIT.
+    sock.set_reuse_address(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(sock.into())
+}
+
 fn bind_error(field: &str, addr: SocketAddr, e: std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("cannot bind {field} = {addr}: {e}"))
 }
@@ -120,6 +183,7 @@ fn bind_error(field: &str, addr: SocketAddr, e: std::io::Error) -> std::io::Erro
 enum Proto {
     Rtmp = 0,
     Http = 1,
+    Https = 2,
 }
 
 struct ConnGuard(Arc<Ctx>, std::net::IpAddr);
@@ -152,12 +216,24 @@ fn admit(ctx: &Arc<Ctx>, peer: SocketAddr) -> Result<ConnGuard, CloseReason> {
     Ok(ConnGuard(ctx.clone(), peer.ip()))
 }
 
+/// Accepts connections, admits them and places each on a runtime.
+///
+/// A storm's burst is taken in one go: after a wake, `accept` keeps returning queued connections
+/// without going back to epoll until the queue is empty (tokio retries `accept4` until
+/// `WouldBlock`; its cooperative budget lets other tasks run every 128). What each accept costs
+/// besides its syscall: two atomic counts, the per-IP map's lock and entry, placement's lock
+/// (the busy share is re-read once per 100 ms window), a task spawn, and for a spilled
+/// connection two `epoll_ctl`s and a second spawn; the socket options and the request head are
+/// the connection's task's work, on whichever runtime runs it. Nothing there is worth batching;
+/// what was not cheap is the log line per refusal past `limits.max_connections`, now at most
+/// one a second (refusals are all counted).
 async fn accept_loop(
     listener: TcpListener,
     ctx: Arc<Ctx>,
     placement: Option<Arc<Placement>>,
     proto: Proto,
 ) {
+    let mut refusals = RefusalLog::default();
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -172,7 +248,7 @@ async fn accept_loop(
             Ok(g) => g,
             Err(reason) => {
                 // Dropping the socket closes it; no task, no buffer.
-                tracing::warn!(%peer, reason = %reason, "connection refused");
+                refusals.refused(peer, &reason);
                 ctx.conn_counters.refused(proto as usize, &reason);
                 continue;
             }
@@ -209,6 +285,31 @@ async fn accept_loop(
     }
 }
 
+/// Logs refusals at accept at most once a second, saying how many went unlogged: a storm past
+/// a cap would otherwise write a line per connection from the accept loop, which must stay
+/// fast exactly then.
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    fn refused(&mut self, peer: SocketAddr, reason: &CloseReason) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.unlogged += 1;
+            return;
+        }
+        tracing::warn!(%peer, reason = %reason, unlogged = self.unlogged, "connection refused");
+        self.last = Some(now);
+        self.unlogged = 0;
+    }
+}
+
 /// Runs a connection as a task on the current runtime.
 fn spawn_conn(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, proto: Proto, guard: ConnGuard) {
     // One spawn per protocol: a task's allocation is the size of its future, and a `match`
@@ -224,11 +325,29 @@ fn spawn_conn(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, proto: Proto, gu
         Proto::Http => {
             tokio::spawn(async move {
                 let _guard = guard;
-                let reason = super::http::serve(sock, peer, ctx.clone()).await;
+                let reason = super::http::serve(sock, peer, ctx.clone(), hls_registry(&ctx)).await;
+                ctx.conn_counters.closed(proto as usize, &reason);
+            });
+        }
+        Proto::Https => {
+            tokio::spawn(async move {
+                let _guard = guard;
+                let acceptor = ctx.extension::<tokio_rustls::TlsAcceptor>(|| {
+                    unreachable!("the acceptor is installed before the HTTPS listener starts")
+                });
+                let registry = hls_registry(&ctx);
+                let reason =
+                    super::https::serve(sock, peer, ctx.clone(), (*acceptor).clone(), registry)
+                        .await;
                 ctx.conn_counters.closed(proto as usize, &reason);
             });
         }
     }
+}
+
+/// The HLS segmenters of the server `ctx` belongs to (one registry per server).
+fn hls_registry(ctx: &Arc<Ctx>) -> Arc<crate::egress::hls::Registry> {
+    ctx.extension(Arc::default)
 }
 
 async fn reaper(ctx: Arc<Ctx>, placement: Option<Arc<Placement>>) {

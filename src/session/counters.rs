@@ -15,8 +15,8 @@ use super::close::CloseReason;
 /// `/metrics` exports by listener and reason, and the per-reason totals tests and operators read.
 #[derive(Default)]
 pub struct ConnCounters {
-    /// Accepted connections: [rtmp, http].
-    accepted: [AtomicU64; 2],
+    /// Accepted connections: [rtmp, http, https].
+    accepted: [AtomicU64; 3],
     /// Accepted connections closed, by listener and reason.
     closed: ByListenerReason,
     /// Connections refused at accept by a connection cap, by listener and reason. They were
@@ -27,7 +27,7 @@ pub struct ConnCounters {
 }
 
 /// The listener labels.
-pub const LISTENERS: [&str; 2] = ["rtmp", "http"];
+pub const LISTENERS: [&str; 3] = ["rtmp", "http", "https"];
 
 impl ConnCounters {
     /// Counts an accepted connection on listener `i` (index into [`LISTENERS`]).
@@ -56,8 +56,8 @@ impl ConnCounters {
     }
 
     /// Accepted connections per listener, in [`LISTENERS`] order.
-    pub fn accepted_by_listener(&self) -> [u64; 2] {
-        [0, 1].map(|i| self.accepted[i].load(Ordering::Relaxed))
+    pub fn accepted_by_listener(&self) -> [u64; 3] {
+        [0, 1, 2].map(|i| self.accepted[i].load(Ordering::Relaxed))
     }
 
     /// Closed connections by (listener, reason), sorted.
@@ -183,6 +183,57 @@ impl Rates {
             }
             _ => StreamRate::default(),
         }
+    }
+}
+
+/// HLS request counters and window sizes (src/egress/hls.rs reports; `/metrics` reads).
+#[derive(Default)]
+pub struct HlsCounters {
+    /// Requests by (variant, kind, status).
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
+    /// Requests held now (blocking reload, preload hints).
+    pub held: std::sync::atomic::AtomicUsize,
+    /// Bytes each stream's segment windows hold (both variants).
+    windows: Mutex<BTreeMap<String, usize>>,
+}
+
+impl HlsCounters {
+    /// Counts one answered request of `variant` (`fmp4`, `ts`) and `kind` (`playlist`,
+    /// `segment`, `part`, `init`, `other`) with HTTP `status`.
+    pub fn request(&self, variant: &'static str, kind: &'static str, status: u16) {
+        let mut m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((variant, kind, status)).or_insert(0) += 1;
+    }
+
+    /// Requests by (variant, kind, status), sorted.
+    pub fn requests(&self) -> Vec<((&'static str, &'static str, u16), u64)> {
+        let m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    /// Sets the bytes stream `key`'s windows hold.
+    pub fn set_window_bytes(&self, key: &str, bytes: usize) {
+        let mut m = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get_mut(key) {
+            Some(v) => *v = bytes,
+            None => {
+                m.insert(key.to_string(), bytes);
+            }
+        }
+    }
+
+    /// Forgets stream `key`'s windows (its segmenter stopped).
+    pub fn remove_window(&self, key: &str) {
+        self.windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Window bytes per stream key, sorted.
+    pub fn windows(&self) -> Vec<(String, usize)> {
+        let m = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 }
 

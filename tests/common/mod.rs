@@ -15,6 +15,8 @@ use sluice::Config;
 pub struct TestServer {
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
+    /// The HTTPS listener, when the test configured one.
+    pub https: Option<SocketAddr>,
     /// The running server's shared state (hub, connection count, close counters).
     pub ctx: std::sync::Arc<sluice::session::Ctx>,
     /// The server's runtime (for task counts).
@@ -66,6 +68,7 @@ impl TestServer {
                     .send((
                         server.rtmp_addr,
                         server.http_addr,
+                        server.https_addr,
                         server.ctx.clone(),
                         tokio::runtime::Handle::current(),
                     ))
@@ -75,12 +78,13 @@ impl TestServer {
             });
             drop(spill);
         });
-        let (rtmp, http, ctx, runtime) = addr_rx
+        let (rtmp, http, https, ctx, runtime) = addr_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("server address");
         TestServer {
             rtmp,
             http,
+            https,
             ctx,
             runtime,
             stop: Some(stop_tx),

@@ -257,7 +257,7 @@ function hlsPlayer(key, video) {
   const url = `${location.origin}/${key}/index.m3u8`;
   if (window.Hls && Hls.isSupported()) {
     // Up to 1.5x to get back to the target latency after a stall.
-    const hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5, backBufferLength: 30 });
+    const hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5, liveSyncDuration: 1, liveMaxLatencyDuration: 4, backBufferLength: 30 });
     let recovered = false;
     hls.on(Hls.Events.ERROR, (_, d) => {
       if (!d.fatal) return;

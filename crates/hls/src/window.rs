@@ -255,6 +255,19 @@ impl Window {
     /// An empty window whose first segment gets `first_msn` (a server restarting a stream
     /// under the same URL can continue its numbering so players' caches do not mix them up).
     pub fn starting_at(config: WindowConfig, first_msn: u64) -> Result<Window, ConfigError> {
+        Window::starting_with(config, first_msn, 0)
+    }
+
+    /// A window whose first segment is `first_msn` and whose first initialization section is
+    /// `first_init_id` (later discontinuities count on from it). A server that restarts a
+    /// stream's window (after an idle spell) starts both from a value not used before — e.g.
+    /// the Unix time in seconds — so that no segment, part or init URL ever names other bytes
+    /// than it did before, and caches may keep them for good.
+    pub fn starting_with(
+        config: WindowConfig,
+        first_msn: u64,
+        first_init_id: u32,
+    ) -> Result<Window, ConfigError> {
         config.validate()?;
         Ok(Window {
             max_segment_ms: config.target_duration_ms,
@@ -266,7 +279,7 @@ impl Window {
             evicted: 0,
             evicted_for_bytes: 0,
             discontinuity_sequence: 0,
-            init_id: 0,
+            init_id: first_init_id,
             version: 0,
         })
     }
@@ -490,10 +503,13 @@ impl Window {
     }
 
     /// `EXT-X-TARGETDURATION` in seconds: the configured target or the longest segment ever
-    /// completed, rounded up, whichever is larger. It only grows (the spec forbids changing
-    /// it; growing is the least harm when a GOP turns out longer).
+    /// completed, rounded to the nearest second (RFC 8216 §4.3.3.1: each EXTINF *rounded to the
+    /// nearest integer* must not exceed it; rounding up would turn 2.009 s segments into a 3 s
+    /// target, and every LL-HLS bound derived from it — parts listed, CAN-SKIP-UNTIL — would
+    /// grow by half). It only grows (the spec forbids changing it; growing is the least harm
+    /// when a GOP turns out longer). At least 1.
     pub fn target_duration_s(&self) -> u64 {
-        self.max_segment_ms.div_ceil(1000)
+        ((self.max_segment_ms + 500) / 1000).max(1)
     }
 
     /// The part target in effect, ms: the configured one or the longest part ever pushed.
@@ -609,8 +625,8 @@ mod tests {
         seg(&mut w, 2200, &[(2100, 1)]);
         // msn 1 (the discontinuity) was evicted.
         assert_eq!(w.discontinuity_sequence(), 1);
-        // 2.1 s rounds up, and a part that long raises the part target.
-        assert_eq!(w.target_duration_s(), 3);
+        // 2.1 s rounds to 2, and a part that long raises the part target.
+        assert_eq!(w.target_duration_s(), 2);
         assert_eq!(w.part_target_ms(), 2100);
     }
 

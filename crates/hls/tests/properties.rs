@@ -127,7 +127,8 @@ fn check(variant: &Variant, w: &Window, text: &str, skip: bool) -> Vec<u64> {
     for (i, l) in lines.iter().enumerate() {
         if let Some(v) = l.strip_prefix("#EXTINF:") {
             let d = ms(v.strip_suffix(',').unwrap());
-            assert!(d <= td * 1000, "EXTINF {d} ms over TARGETDURATION {td}");
+            // RFC 8216 §4.3.3.1: EXTINF rounded to the nearest integer ≤ TARGETDURATION.
+            assert!((d + 500) / 1000 <= td, "EXTINF {d} ms over TARGETDURATION {td}");
             extinf_sum += d;
             pending_extinf = Some(d);
         } else if !l.starts_with('#') {

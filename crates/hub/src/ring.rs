@@ -90,6 +90,12 @@ impl Ring {
         self.keyframes.back().copied()
     }
 
+    /// The sequence number of the keyframe `back` places before the newest (0 = the newest).
+    pub fn keyframe_back(&self, back: usize) -> Option<u64> {
+        let n = self.keyframes.len();
+        (back < n).then(|| self.keyframes[n - 1 - back])
+    }
+
     /// Bytes and media time (ms) from the newest keyframe to the head: the current GOP.
     pub fn current_gop(&self) -> Option<(usize, i64)> {
         let k = self.newest_keyframe()?;

@@ -49,6 +49,9 @@ pub struct Subscriber {
     pub skips: u64,
     /// When the oldest frame handed out since [`Subscriber::take_first_arrival`] reached the hub.
     first_arrival: Option<Instant>,
+    /// Frames before this sequence number are a catch-up ([`Subscriber::rewind_gops`]): the
+    /// `max_lag` skip does not apply to them.
+    catch_up_until: u64,
 }
 
 /// The viewer's own timeline: starts at 0 and never goes backwards per track.
@@ -130,7 +133,33 @@ impl Subscriber {
             },
             skips: 0,
             first_arrival: None,
+            catch_up_until: 0,
         }
+    }
+
+    /// Moves a subscriber that has read nothing yet up to `gops` keyframes further back than
+    /// where it starts (as far as the ring and the GOP floor allow), and reads the frames up to
+    /// the ring's head at this moment without the `max_lag` skip: they are a catch-up, not lag.
+    /// For consumers that rebuild recent history rather than play live — the HLS segmenter, so
+    /// that a complete segment exists as soon as the cached frames are read. Returns how many
+    /// GOPs it went back.
+    pub fn rewind_gops(&mut self, gops: usize) -> usize {
+        if self.clock.frames > 0 || self.need_keyframe {
+            return 0;
+        }
+        let s = self.stream.read();
+        let mut back = 0;
+        while back < gops {
+            match s.ring.keyframe_back(back + 1) {
+                Some(k) if k >= s.gop_floor && k >= s.ring.first_seq() => back += 1,
+                _ => break,
+            }
+        }
+        if let Some(k) = s.ring.keyframe_back(back) {
+            self.cursor = k;
+        }
+        self.catch_up_until = s.ring.next_seq();
+        back
     }
 
     /// The stream this viewer watches.
@@ -232,6 +261,7 @@ impl Subscriber {
         // While the publisher is away nothing newer arrives, and live moves on with the clock.
         let live = s.publisher.is_some();
         let lagging = !behind_ring
+            && self.cursor >= self.catch_up_until
             && match (s.ring.get(self.cursor), s.ring.newest()) {
                 (Some(at), Some(newest)) => {
                     let behind = match live {

@@ -392,3 +392,31 @@ async fn with_the_publisher_gone_a_lagging_viewer_drops_what_is_left() {
     assert!(matches!(lagging.read(&mut out, ALL), Read::Frames(_)));
     assert_eq!(lagging.skips, 1);
 }
+
+#[tokio::test]
+async fn a_rewound_subscriber_starts_gops_back_and_is_not_skipped_for_the_catch_up() {
+    let config = HubConfig {
+        max_lag: Duration::from_millis(500),
+        ..HubConfig::default()
+    };
+    let hub = Hub::new(config);
+    let p = hub.publish("live/a").unwrap();
+    p.push(seq_header());
+    feed(&p, 1000, 60, 25); // keyframes at frames 0, 25, 50 (1.0, 2.0 s apart)
+    let mut sub = hub.subscribe("live/a", Duration::ZERO).await.unwrap();
+    assert_eq!(sub.rewind_gops(1), 1, "one GOP back is in the ring");
+    let mut out: Vec<Delivery> = Vec::new();
+    // Header + frames 25..60: 1.4 s behind live, past max_lag, yet nothing is skipped.
+    assert_eq!(sub.read(&mut out, ALL), Read::Frames(36));
+    assert!(out[1].frame.keyframe && out[1].frame.dts == 2000);
+    assert_eq!(sub.skips, 0);
+    // Asking for more than the ring holds goes back as far as it can.
+    let mut far = hub.subscribe("live/a", Duration::ZERO).await.unwrap();
+    assert_eq!(far.rewind_gops(10), 2);
+    out.clear();
+    assert_eq!(far.read(&mut out, ALL), Read::Frames(61));
+    // After the catch-up, the lag rule applies again to new frames.
+    feed(&p, 3400, 1, 25);
+    out.clear();
+    assert_eq!(sub.read(&mut out, ALL), Read::Frames(1));
+}

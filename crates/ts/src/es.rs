@@ -84,6 +84,35 @@ impl VideoEs {
         }
     }
 
+    /// A raw Annex B byte stream cut anywhere (no PES around it): whole access units as the
+    /// splitter finds them (one is complete when the next begins), each stamped by `clock`
+    /// (ticks; no B-frame reordering is known without timestamps, so pts = dts). `finish`
+    /// flushes the last one.
+    pub(crate) fn push_stream(
+        &mut self,
+        es: &[u8],
+        finish: bool,
+        clock: &mut dyn FnMut() -> i64,
+        out: &mut VecDeque<DemuxEvent>,
+        stats: &mut DemuxStats,
+    ) {
+        if self.splitter.push(es).is_err() {
+            stats.access_units_dropped += 1;
+        }
+        if finish && self.splitter.flush().is_err() {
+            stats.access_units_dropped += 1;
+        }
+        while let Some(au) = self.splitter.pop() {
+            let t = clock();
+            self.access_unit(au, t, t, out, stats);
+        }
+    }
+
+    /// Bytes held for the access unit not yet complete.
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.splitter.buffered_bytes()
+    }
+
     fn access_unit(
         &mut self,
         au: AccessUnit,

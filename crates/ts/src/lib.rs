@@ -30,6 +30,7 @@
 //!   sections spanning a payload_unit_start, an access unit spread over several PES without
 //!   PTS (each PES is taken to end on an access-unit boundary).
 
+pub mod annexb;
 pub mod crc;
 pub mod demux;
 mod es;
@@ -40,5 +41,6 @@ pub mod pes;
 pub mod psi;
 pub mod timestamp;
 
+pub use annexb::AnnexBReader;
 pub use demux::{DemuxEvent, DemuxStats, DemuxerConfig, EsInfo, ProgramInfo, TsDemuxer};
 pub use mux::{AudioTrack, MuxError, MuxerConfig, TsMuxer, TsTracks, VideoCodec, VideoTrack};
