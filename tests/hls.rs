@@ -375,6 +375,16 @@ fn ll_hls_rules_and_http_behaviour() {
         .find_map(|l| l.strip_prefix(r#"sluice_hls_window_bytes{app="live",stream="ll"} "#))
         .expect("window bytes in /metrics");
     assert!(window.parse::<u64>().unwrap() > 10_000, "{window}");
+    // One client address (loopback) made every request: one estimated viewer.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let m = sluice::control::metrics::render(&server.ctx);
+        if m.contains(r#"sluice_hls_viewers{app="live",stream="ll"} 1"#) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no viewer estimate:\n{m}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

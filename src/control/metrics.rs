@@ -204,6 +204,15 @@ pub fn render(ctx: &Ctx) -> String {
         f.sample(&[("app", app), ("stream", stream)], bytes);
     }
 
+    let help =
+        "Estimated HLS viewers of a stream: client addresses with a request in the last 30 s \
+                (a cache in front counts as one).";
+    let mut f = o.family("sluice_hls_viewers", "gauge", help);
+    for (key, n) in ctx.hls.sessions() {
+        let (app, stream) = split_key(&key);
+        f.sample(&[("app", app), ("stream", stream)], n);
+    }
+
     // Per stream.
     let mut rows: Vec<StreamRow> = streams
         .iter()

@@ -129,7 +129,16 @@ pub struct HlsStream {
     last_request_ms: AtomicU64,
     born: Instant,
     stopped: AtomicBool,
+    /// Client addresses seen lately and when: the estimate of HLS viewers (a cache in front
+    /// counts as one). Purged of entries older than [`SESSION_IDLE`], at most
+    /// [`MAX_SESSIONS_TRACKED`] entries.
+    clients: Mutex<HashMap<std::net::IpAddr, Instant>>,
 }
+
+/// An address that made no request for this long no longer counts as a viewer.
+const SESSION_IDLE: Duration = Duration::from_secs(30);
+/// Most addresses tracked per stream for the viewer estimate.
+const MAX_SESSIONS_TRACKED: usize = 65_536;
 
 struct Windows {
     fmp4: Window,
@@ -143,6 +152,24 @@ struct Windows {
 impl HlsStream {
     fn lock(&self) -> MutexGuard<'_, Windows> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn seen(&self, ip: std::net::IpAddr) {
+        let mut c = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() >= MAX_SESSIONS_TRACKED && !c.contains_key(&ip) {
+            c.retain(|_, t| t.elapsed() < SESSION_IDLE);
+            if c.len() >= MAX_SESSIONS_TRACKED {
+                return;
+            }
+        }
+        c.insert(ip, Instant::now());
+    }
+
+    /// Addresses that made a request in the last [`SESSION_IDLE`]; forgets older ones.
+    fn sessions(&self) -> usize {
+        let mut c = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        c.retain(|_, t| t.elapsed() < SESSION_IDLE);
+        c.len()
     }
 
     fn touch(&self) {
@@ -209,6 +236,7 @@ impl Registry {
             last_request_ms: AtomicU64::new(0),
             born: Instant::now(),
             stopped: AtomicBool::new(false),
+            clients: Mutex::new(HashMap::new()),
         });
         map.insert(key.to_string(), stream.clone());
         drop(map);
@@ -276,6 +304,7 @@ impl Drop for Held<'_> {
 pub async fn answer(
     registry: &Arc<Registry>,
     ctx: &Arc<Ctx>,
+    peer: std::net::IpAddr,
     key: &str,
     flavor: Flavor,
     file: &str,
@@ -303,6 +332,7 @@ pub async fn answer(
         return Answer::error("404 Not Found", format!("no stream {key}"));
     };
     stream.touch();
+    stream.seen(peer);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.max_block_ms);
     let mut held = None;
     loop {
@@ -522,6 +552,7 @@ async fn run_segmenter(
         if stream.idle_for() >= idle {
             break "no request for hls.idle_timeout_ms";
         }
+        ctx.hls.set_sessions(&stream.key, stream.sessions());
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}

@@ -583,7 +583,18 @@ pub(crate) async fn answer_hls(
         auth::check_offline(&ctx.config.auth, &auth_req)
     };
     let answer = match admitted {
-        Ok(()) => hls::answer(registry, ctx, &sp.key, flavor, file, sp.query.as_deref()).await,
+        Ok(()) => {
+            hls::answer(
+                registry,
+                ctx,
+                peer.ip(),
+                &sp.key,
+                flavor,
+                file,
+                sp.query.as_deref(),
+            )
+            .await
+        }
         Err(why) => {
             tracing::info!(%peer, proto = "hls", stream = %sp.key, reason = %why, "play refused");
             hls::Answer::Error {

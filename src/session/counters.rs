@@ -195,6 +195,8 @@ pub struct HlsCounters {
     pub held: std::sync::atomic::AtomicUsize,
     /// Bytes each stream's segment windows hold (both variants).
     windows: Mutex<BTreeMap<String, usize>>,
+    /// Estimated HLS viewers per stream (client addresses seen in the last 30 s).
+    sessions: Mutex<BTreeMap<String, usize>>,
 }
 
 impl HlsCounters {
@@ -222,12 +224,33 @@ impl HlsCounters {
         }
     }
 
-    /// Forgets stream `key`'s windows (its segmenter stopped).
+    /// Forgets stream `key`'s windows and viewer estimate (its segmenter stopped).
     pub fn remove_window(&self, key: &str) {
         self.windows
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Sets the estimated HLS viewers of stream `key`.
+    pub fn set_sessions(&self, key: &str, n: usize) {
+        let mut m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get_mut(key) {
+            Some(v) => *v = n,
+            None => {
+                m.insert(key.to_string(), n);
+            }
+        }
+    }
+
+    /// Estimated HLS viewers per stream key, sorted.
+    pub fn sessions(&self) -> Vec<(String, usize)> {
+        let m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     /// Window bytes per stream key, sorted.
