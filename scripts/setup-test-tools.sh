@@ -5,7 +5,8 @@
 #   - ffmpeg 9 (static, speaks Enhanced RTMP/FLV for HEVC) from the PyPI wheel imageio-ffmpeg==0.8.1,
 #     which ships the binary inside the wheel. Debian 12's ffmpeg 5.1 cannot put HEVC in FLV;
 #   - the Python prometheus_client (a real Prometheus text-format parser for the metrics test);
-#   - Debian's chromium, node/npm, and playwright-core from npm (the console's browser test);
+#   - Debian's chromium, node/npm, and playwright-core from npm (the console's and hls.js tests);
+#   - Debian's curl and openssl (the HTTP push and HTTPS/HTTP2 tests);
 #   - Debian's nginx, the binary only (the HTTP cache in front of HLS, tests/hls_cache.rs, which
 #     runs its own instance): the system service is stopped and disabled if the package started
 #     it. The same package nginx-rtmp's peer (bench/) installs nginx-light on top of.
@@ -22,6 +23,12 @@ apt_install() {
   as_root apt-get update -qq >&2 || true
   as_root apt-get install -y -qq --no-install-recommends "$@" >&2
 }
+
+# curl (HTTP push, HTTP/2 over TLS) and openssl (the HTTPS test's self-signed certificate).
+if ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
+  say "installing Debian curl and openssl"
+  apt_install curl openssl ca-certificates
+fi
 
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   say "installing Debian ffmpeg"

@@ -1,4 +1,5 @@
-//! sluice: a live-video streaming server. RTMP in; HTTP-FLV, WebSocket-FLV and RTMP out; one
+//! sluice: a live-video streaming server. RTMP, MPEG-TS (HTTP push, UDP), Annex B and SRT in;
+//! HTTP-FLV, WebSocket-FLV, RTMP, HLS/LL-HLS (also over HTTPS with HTTP/2) and MPEG-TS out; one
 //! shared copy of every frame; memory bounded by configuration, not by viewers.
 //!
 //! The server's rooms, each importing only the ones listed after it (docs/DESIGN.md, "Where
