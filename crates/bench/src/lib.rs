@@ -15,6 +15,10 @@
 pub mod clip;
 pub mod frames;
 pub mod hist;
+pub mod hls;
+pub mod http;
+pub mod m3u8;
+pub mod metrics;
 pub mod procstat;
 pub mod publisher;
 pub mod report;
@@ -30,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use url::Url;
-use viewer::{Kind, ViewerSetup};
+use viewer::{Kind, Mode, ViewerSetup};
 
 /// Command line / library settings.
 #[derive(Debug, Clone, clap::Parser)]
@@ -92,12 +96,40 @@ pub struct Args {
     /// (0-based); viewer `i` plays stream `i % streams`.
     #[arg(long, default_value_t = 1)]
     pub streams: usize,
+    /// How viewers play: `hls` (classic: playlist polled every half target duration, new
+    /// segments fetched), `llhls` (blocking reload, parts, preload hints), `flv`; `auto` takes
+    /// `hls` for a `.m3u8` URL, else `flv`.
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    pub mode: Mode,
+    /// Viewers only: another process publishes (to spread many viewers over several tool
+    /// processes). Latency then needs the playlist's PROGRAM-DATE-TIME.
+    #[arg(long)]
+    pub no_publish: bool,
+    /// Prometheus text URL of the server (sluice's `/metrics`): `sluice_hls_requests_total`
+    /// is read before the first viewer and after the drain, `sluice_hls_held_requests`
+    /// sampled every 250 ms; deltas go into the report.
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// Seconds one HLS request may take (blocking reloads are held by the server).
+    #[arg(long, default_value_t = 10.0)]
+    pub hls_timeout: f64,
 }
 
 impl Args {
     /// Defaults, as with no flags.
     pub fn defaults() -> Args {
         <Args as clap::Parser>::parse_from(["sluice-bench"])
+    }
+
+    /// The mode viewers use (`auto` resolved from the play URL).
+    pub fn mode(&self) -> Mode {
+        match self.mode {
+            Mode::Auto if self.play_url.split('?').next().is_some_and(|p| p.ends_with(".m3u8")) => {
+                Mode::Hls
+            }
+            Mode::Auto => Mode::Flv,
+            m => m,
+        }
     }
 
     fn kind_of(&self, i: usize) -> Kind {
@@ -151,6 +183,7 @@ pub async fn run(args: &Args) -> Result<Report, String> {
 
     let (stop_pub_tx, stop_pub_rx) = watch::channel(false);
     let mut publishers = Vec::with_capacity(streams);
+    let publish_urls = if args.no_publish { Vec::new() } else { publish_urls };
     for (k, publish_url) in publish_urls.into_iter().enumerate() {
         let (started_tx, mut started_rx) = watch::channel(false);
         let table = tables[k].clone();
@@ -187,14 +220,29 @@ pub async fn run(args: &Args) -> Result<Report, String> {
                 })
         });
 
+    let mode = args.mode();
+    let end = ramp_start + secs(args.duration);
+    let hls_shared = matches!(mode, Mode::Hls | Mode::Llhls).then(|| {
+        Arc::new(hls::HlsShared::new(
+            (!args.no_publish).then(|| table.clone()),
+            end.into_std(),
+            secs(args.hls_timeout),
+        ))
+    });
+    let metrics_before = match &args.metrics_url {
+        Some(u) => Some(metrics::scrape(u).await?),
+        None => None,
+    };
+    let held = args.metrics_url.as_ref().map(|u| metrics::spawn_held(u.clone()));
     let setup = Arc::new(ViewerSetup {
         play_url: args.play_url.replace("{s}", "{stream}"),
         read_buf: args.read_buf,
         connect_timeout: secs(args.connect_timeout),
+        mode,
+        hls: hls_shared,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut handles = Vec::with_capacity(args.viewers);
-    let end = ramp_start + secs(args.duration);
     for i in 0..args.viewers {
         let at = ramp_start + secs(i as f64 / args.rate.max(0.001));
         if at > end {
@@ -257,6 +305,15 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         }
     }
     let delivered_bytes: u64 = results.iter().map(|r| r.bytes).sum();
+    let origin = match (&args.metrics_url, metrics_before, held) {
+        (Some(u), Some(before), Some((samples, task))) => {
+            task.abort();
+            let after = metrics::scrape(u).await?;
+            let held = samples.lock().map(|g| g.clone()).unwrap_or_default();
+            Some(metrics::OriginStats::new(&before, &after, &held))
+        }
+        _ => None,
+    };
     let connected = results.iter().filter(|r| r.connected).count();
     let server = match (args.server_pid, sampler) {
         (Some(pid), Some((samples, task))) => {
@@ -305,6 +362,8 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         ("read_buf", args.read_buf.to_string()),
         ("streams", streams.to_string()),
         ("ambiguous_clip_frames", table.ambiguous.to_string()),
+        ("mode", format!("{mode:?}").to_lowercase()),
+        ("no_publish", args.no_publish.to_string()),
     ] {
         settings.insert(k.to_owned(), v);
     }
@@ -317,6 +376,7 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         delivered_bytes,
         delivered_mbit_s: delivered_bytes as f64 * 8.0 / 1e6 / window_s.max(1e-9),
         server,
+        origin,
     })
 }
 

@@ -69,6 +69,39 @@ pub struct Group {
     pub unmatched_frames: u64,
     /// Bytes read by this group.
     pub bytes: u64,
+    /// HLS figures, for HLS modes.
+    pub hls: Option<HlsGroup>,
+}
+
+/// HLS figures of a group of viewers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HlsGroup {
+    /// Requests by kind (`playlist`, `init`, `segment`, `part`, `hint`).
+    pub requests: BTreeMap<String, u64>,
+    /// Responses other than 200 by status (`0`: no answer).
+    pub errors: BTreeMap<String, u64>,
+    /// Segments or parts received, all viewers.
+    pub units: u64,
+    /// Playhead stalls, all viewers.
+    pub stalls: u64,
+    /// Time stalled, all viewers, ms.
+    pub stall_ms: f64,
+    /// Viewers with at least one stall.
+    pub viewers_stalled: usize,
+    /// Units that left the playlist before being fetched.
+    pub skipped: u64,
+    /// Units whose media start was unknown (no PDT, no frame matched): no latency for them.
+    pub no_origin: u64,
+    /// Wall clock minus playhead media time (what a player shows as live latency).
+    pub playback_latency: Quantiles,
+    /// A unit's last byte minus its media start.
+    pub arrival_latency: Quantiles,
+    /// Distinct segments fetched by the group.
+    pub distinct_segments: usize,
+    /// Distinct parts fetched by the group.
+    pub distinct_parts: usize,
+    /// TCP connections opened, all viewers.
+    pub connects: u64,
 }
 
 /// Server process figures from `/proc`.
@@ -113,6 +146,8 @@ pub struct Report {
     pub delivered_mbit_s: f64,
     /// Server RSS/CPU, when `--server-pid` was given.
     pub server: Option<ServerStats>,
+    /// Server request counters, when `--metrics-url` was given.
+    pub origin: Option<crate::metrics::OriginStats>,
 }
 
 fn median<T: Copy + PartialOrd>(v: &mut [T]) -> Option<T> {
@@ -133,7 +168,27 @@ pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: &[u64]) -> Grou
     let mut audio_lat = Histogram::new();
     let mut frames = Vec::new();
     let mut ratios = Vec::new();
+    let mut hls: Option<HlsGroup> = None;
+    let (mut arrival, mut fetched) = (Histogram::new(), std::collections::BTreeSet::new());
     for (r, &frames_sent) in results.iter().zip(frames_sent) {
+        if let Some(st) = &r.hls {
+            let h = hls.get_or_insert_with(HlsGroup::default);
+            for (k, v) in &st.requests {
+                *h.requests.entry((*k).to_owned()).or_default() += v;
+            }
+            for (k, v) in &st.errors {
+                *h.errors.entry(k.to_string()).or_default() += v;
+            }
+            h.units += st.units;
+            h.stalls += st.stalls;
+            h.stall_ms += st.stall_ms;
+            h.viewers_stalled += usize::from(st.stalls > 0);
+            h.skipped += st.skipped;
+            h.no_origin += st.no_origin;
+            h.connects += st.connects;
+            arrival.merge(&st.arrival_latency);
+            fetched.extend(st.fetched.iter().copied());
+        }
         *g.ended.entry(r.end.clone()).or_default() += 1;
         g.bytes += r.bytes;
         g.unmatched_frames += r.frames - r.matched;
@@ -148,6 +203,9 @@ pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: &[u64]) -> Grou
         lat.merge(&r.latency);
         audio_lat.merge(&r.audio_latency);
         frames.push(r.frames);
+        if r.hls.is_some() {
+            continue;
+        }
         let from = r.first_seq.unwrap_or(r.sent_at_connect);
         let expected = frames_sent.saturating_sub(from);
         ratios.push(if expected == 0 {
@@ -166,6 +224,13 @@ pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: &[u64]) -> Grou
         g.ratio_min = 0.0;
     }
     g.ratio_median = median(&mut ratios).unwrap_or(0.0);
+    if let Some(mut h) = hls {
+        h.playback_latency = g.latency.clone();
+        h.arrival_latency = Quantiles::of(&arrival);
+        h.distinct_segments = fetched.iter().filter(|(_, p)| *p < 0).count();
+        h.distinct_parts = fetched.iter().filter(|(_, p)| *p >= 0).count();
+        g.hls = Some(h);
+    }
     g
 }
 
@@ -214,6 +279,15 @@ impl Report {
                 g.frames_min, g.frames_median, g.ratio_min, g.ratio_median
             );
             }
+            if let Some(h) = &g.hls {
+                let _ = writeln!(
+                    s,
+                    "{:8} hls: units {} (distinct segments {}, parts {}) | stalls {} ({:.0} ms, {} viewers) | skipped {} | arrival latency p50 {} ms p99 {} ms | no origin {} | requests {:?} | errors {:?} | connects {}",
+                    "", h.units, h.distinct_segments, h.distinct_parts, h.stalls, h.stall_ms, h.viewers_stalled,
+                    h.skipped, h.arrival_latency.p50_ms, h.arrival_latency.p99_ms, h.no_origin,
+                    h.requests, h.errors, h.connects
+                );
+            }
             let ended: Vec<String> = g.ended.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             let _ = writeln!(s, "{:8} ended: {}", "", ended.join(", "));
         }
@@ -222,6 +296,13 @@ impl Report {
                 s,
                 "server pid {}: RSS baseline {} KiB peak {} KiB ({:.1} KiB/viewer) | CPU {:.2} s ({:.2} CPU-s/GB delivered)",
                 sv.pid, sv.rss_baseline_kib, sv.rss_peak_kib, sv.rss_per_viewer_kib, sv.cpu_s, sv.cpu_s_per_gb
+            );
+        }
+        if let Some(o) = &self.origin {
+            let _ = writeln!(
+                s,
+                "server requests over the run: {:?} | held requests max {} mean {:.1}",
+                o.requests, o.held_max, o.held_mean
             );
         }
         s

@@ -45,8 +45,22 @@ impl Kind {
     }
 }
 
+/// How viewers play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// From the URL: `.m3u8` is classic HLS, otherwise FLV/RTMP by scheme.
+    Auto,
+    /// One FLV stream per viewer (HTTP-FLV, WS-FLV or RTMP by scheme).
+    Flv,
+    /// Classic HLS: playlist polled every half target duration, each new segment fetched.
+    Hls,
+    /// LL-HLS: blocking playlist reload, parts and preload hints.
+    Llhls,
+}
+
 /// Settings shared by all viewers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ViewerSetup {
     /// Play URL; `{i}` is replaced by the viewer index, `{stream}` by its stream index.
     pub play_url: String,
@@ -54,6 +68,10 @@ pub struct ViewerSetup {
     pub read_buf: usize,
     /// Time allowed for TCP connect plus the server's answer.
     pub connect_timeout: Duration,
+    /// How to play (never `Auto` here).
+    pub mode: Mode,
+    /// For HLS modes: the run's shared state.
+    pub hls: Option<Arc<crate::hls::HlsShared>>,
 }
 
 /// What one viewer saw.
@@ -86,6 +104,8 @@ pub struct ViewerResult {
     pub bytes: u64,
     /// When it ended.
     pub ended_at: Instant,
+    /// HLS figures (HLS modes only).
+    pub hls: Option<Box<crate::hls::HlsStats>>,
 }
 
 /// Per-frame bookkeeping.
@@ -240,6 +260,7 @@ pub async fn run(
             audio_latency: Histogram::new(),
             bytes: 0,
             ended_at: start,
+            hls: None,
         },
     };
     let url = setup
@@ -248,6 +269,12 @@ pub async fn run(
         .replace("{stream}", &stream.to_string());
     let end = match Url::parse(&url) {
         Err(e) => e,
+        Ok(url) if matches!(setup.mode, Mode::Hls | Mode::Llhls) => {
+            match hls_session(&url, &setup, &mut t.r, &mut stop).await {
+                Ok(()) => END_OF_TEST.to_owned(),
+                Err(e) => e,
+            }
+        }
         Ok(url) => match session(&url, kind, &setup, &mut t, &mut stop).await {
             Ok(()) => END_OF_TEST.to_owned(),
             Err(e) => e,
@@ -256,6 +283,45 @@ pub async fn run(
     t.r.end = end;
     t.r.ended_at = Instant::now();
     t.r
+}
+
+/// An HLS viewer: the player loop of [`crate::hls`], its figures mapped onto the common ones
+/// (units as frames, playback latency as latency, first unit as TTFF).
+async fn hls_session(
+    url: &Url,
+    setup: &ViewerSetup,
+    r: &mut ViewerResult,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), String> {
+    let sh = setup.hls.as_ref().ok_or("HLS mode without its shared state")?;
+    if url.proto != Proto::HttpFlv {
+        return Err("HLS needs an http:// URL".into());
+    }
+    let start = Instant::now();
+    let mut st = Box::<crate::hls::HlsStats>::default();
+    let mut first = None;
+    let res = match setup.mode {
+        Mode::Llhls => {
+            crate::hls::run_ll(
+                &url.authority, &url.path, sh, &mut st, &mut r.connected, &mut first,
+                &mut r.bytes, stop,
+            )
+            .await
+        }
+        _ => {
+            crate::hls::run_classic(
+                &url.authority, &url.path, sh, &mut st, &mut r.connected, &mut first,
+                &mut r.bytes, stop,
+            )
+            .await
+        }
+    };
+    r.ttff = first.map(|f| f.saturating_duration_since(start));
+    r.frames = st.units;
+    r.matched = st.units;
+    r.latency = st.playback_latency.clone();
+    r.hls = Some(st);
+    res
 }
 
 /// Connects. A slow viewer gets a receive buffer of about a quarter second of its read rate, so
