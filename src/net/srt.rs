@@ -278,11 +278,18 @@ async fn play(
             Ok(Err(e)) => break CloseReason::from_io(&e),
             Ok(Ok(())) => client.add_bytes(sent),
         }
+        let asked = tokio::time::Instant::now();
         let next = tokio::select! {
             n = hls::next_ts_part(registry, ctx, key, Some(at)) => n,
             _ = client.kick.cancelled() => break CloseReason::Kicked,
             _ = shutdown.changed() => break CloseReason::Shutdown,
         };
+        // Catching up (the part was already there): at most twice real time. SRT stamps each
+        // message with its send time and the receiver plays them out `latency` later; a burst
+        // of a whole GOP at once arrives as late packets, which libsrt drops.
+        if asked.elapsed() < Duration::from_millis(10) {
+            tokio::time::sleep(Duration::from_millis(ctx.config.hls.part_ms / 2)).await;
+        }
         pos = match next {
             Some(n) => n,
             None => match hls::next_ts_part(registry, ctx, key, None).await {
