@@ -14,14 +14,25 @@
 #   S5  1 000 RTMP-play viewers, 20 s
 #   MW  S1 with sluice's egress merge window at 350 ms, next to nginx-rtmp
 #   AH0 S1 with sluice's audio hold off (hub.max_audio_hold_ms = 0), next to nginx-rtmp
+#   H1  1 000 classic HLS viewers direct, 30 s: sluice's MPEG-TS variant (and its fMP4 one)
+#       against nginx-rtmp's HLS files (hls_fragment 2s, hls_playlist_length 14s) served by the
+#       same nginx (bench/nginx-rtmp-hls.conf.template)
+#   H2  1 000 LL-HLS viewers of sluice (blocking reload, parts, preload hints), 30 s
+#   H3  LL-HLS + classic (TS) viewers, half each, through an nginx proxy_cache tier in front of
+#       sluice (bench/nginx-cache.conf.template), at 500 and 2 000 viewers, 30 s: origin
+#       requests per segment/part from sluice's /metrics, origin CPU
+#   (H* are not in the default set: SCENARIOS="H1 H2 H3". The HLS viewers start after
+#   H_WARMUP seconds of publishing (16; 3 in smoke runs) during which the tool requests the
+#   playlist once, so that the segment windows are full in the RSS baseline.)
 #
 # Env: SCENARIOS, S1_SWEEP, WARMUP (seconds before the first viewer, 6), SCALE (divide every viewer count by this, for smoke runs; 1),
 #      DURATION (override every scenario's duration, for smoke runs), PEERS_DIR
 #      (/work/shared/peers), PEERS_HOME (peer state, default $HOME/.cache/sluice-bench-peers),
-#      CARGO_TARGET_DIR (target), BASE_PORT (19500; uses BASE_PORT..BASE_PORT+8),
+#      CARGO_TARGET_DIR (target), BASE_PORT (19500; uses BASE_PORT..BASE_PORT+10), H_WARMUP,
 #      RESULTS (bench/results), NO_DOCS=1 (leave docs/ alone), ONLY (run names to keep, e.g.
 #      "sluice-http nginx-rtmp"; runs: sluice-http sluice-rtmp sluice-http-mw sluice-rtmp-mw
-#      sluice-http-ah0 sluice-rtmp-ah0 nms-http nms-rtmp nginx-rtmp xiu-http xiu-rtmp). With SCALE != 1 or DURATION set
+#      sluice-http-ah0 sluice-rtmp-ah0 nms-http nms-rtmp nginx-rtmp xiu-http xiu-rtmp; H runs:
+#      sluice-hls sluice-hls-fmp4 nginx-rtmp-hls sluice-llhls sluice-cache). With SCALE != 1 or DURATION set
 #      the run is a smoke run: the report is written to the results folder only, marked as such
 #      (docs/ is left alone).
 # Full run (all scenarios, default settings) on a 2-core machine: ≈20 min without xiu, ≈25 min
@@ -50,6 +61,7 @@ STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="$RESULTS/$STAMP"
 SMOKE=0
 if [ "$SCALE" != 1 ] || [ -n "$DURATION_OVERRIDE" ]; then SMOKE=1; fi
+if [ "$SMOKE" = 1 ]; then H_WARMUP="${H_WARMUP:-3}"; else H_WARMUP="${H_WARMUP:-16}"; fi
 mkdir -p "$OUT" "$PEERS_HOME"
 CLIP360="tests/media/h264-360p25-baseline-noB-aac-10s.flv"
 CLIP180="tests/media/h264-180p10-lowrate-aac-10s.flv"
@@ -90,10 +102,13 @@ TOML
 P=$BASE_PORT
 S_RTMP=$P S_HTTP=$((P + 1)) NG_RTMP=$((P + 2)) NG_STAT=$((P + 3))
 NMS_RTMP=$((P + 4)) NMS_HTTP=$((P + 5)) XIU_RTMP=$((P + 6)) XIU_HTTP=$((P + 7)) XIU_API=$((P + 8))
+NG_HLS_HTTP=$((P + 9)) CACHE_HTTP=$((P + 10))
 
 SERVER_PID=""
 STOP_CMD=()
+CACHE_UP=0
 cleanup() {
+  if [ "$CACHE_UP" = 1 ]; then bench/nginx-hls.sh stop cache || true; CACHE_UP=0; fi
   if [ ${#STOP_CMD[@]} -gt 0 ]; then
     "${STOP_CMD[@]}" >/dev/null 2>&1 || true
     # sluice is ours: wait for it to exit so its ports are free for the next run.
@@ -118,6 +133,7 @@ have_xiu() { [ -x "$PEERS_HOME/xiu/install/bin/xiu" ]; }
 # installed (skipped), 2 on a failed start.
 start_server() {
   local run="$1" stream="$2" conf="$OUT/sluice.toml"
+  METRICS=""
   case "$run" in
     sluice-*)
       case "$run" in
@@ -136,10 +152,26 @@ start_server() {
       for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$S_HTTP") 2>/dev/null && break; sleep 0.1; done
       kill -0 "$SERVER_PID" 2>/dev/null || { echo "sluice did not start" >&2; return 2; }
       PUB="rtmp://127.0.0.1:$S_RTMP/live/$stream"
+      METRICS="http://127.0.0.1:$S_HTTP/metrics"
       case "$run" in
+        sluice-hls) PLAY="http://127.0.0.1:$S_HTTP/live/$stream/ts/index.m3u8" ;;
+        sluice-hls-fmp4|sluice-llhls) PLAY="http://127.0.0.1:$S_HTTP/live/$stream/index.m3u8" ;;
+        sluice-cache)
+          bench/nginx-hls.sh start cache "$CACHE_HTTP" "$S_HTTP" > /dev/null || return 2
+          CACHE_UP=1
+          PLAY="http://127.0.0.1:$CACHE_HTTP/live/$stream/index.m3u8"
+          PLAY_TS="http://127.0.0.1:$CACHE_HTTP/live/$stream/ts/index.m3u8"
+          ;;
         sluice-http*) PLAY="http://127.0.0.1:$S_HTTP/live/$stream.flv" ;;
         *) PLAY="rtmp://127.0.0.1:$S_RTMP/live/$stream" ;;
       esac
+      ;;
+    nginx-rtmp-hls)
+      [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || "$PEERS_DIR/nginx-rtmp/install.sh" >&2
+      SERVER_PID="$(bench/nginx-hls.sh start rtmp-hls "$NG_RTMP" "$NG_HLS_HTTP")" || return 2
+      STOP_CMD=(bench/nginx-hls.sh stop rtmp-hls)
+      PUB="rtmp://127.0.0.1:$NG_RTMP/live/$stream"
+      PLAY="http://127.0.0.1:$NG_HLS_HTTP/hls/$stream.m3u8"
       ;;
     nginx-rtmp)
       [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || "$PEERS_DIR/nginx-rtmp/install.sh" >&2
@@ -181,6 +213,11 @@ dur() { echo "${DURATION_OVERRIDE:-$1}"; }
 
 CMDS=()
 # bench SCENARIO RUN FILE STREAM TOOL-ARGS... : one server, one sluice-bench run.
+# With SECOND=(TOOL-ARGS...) set, a second tool process runs viewers only (--no-publish) next to
+# the first, on $PLAY_TS, writing FILE-b.json (viewers spread over two processes).
+# WITH_METRICS=1 passes --metrics-url (sluice's /metrics) to the first process.
+SECOND=()
+WITH_METRICS=0
 bench() {
   local scen="$1" run="$2" file="$3" stream="$4"; shift 4
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $run "* ]]; then return 0; fi
@@ -190,17 +227,36 @@ bench() {
   if [ "$rc" = 1 ]; then echo "skip $run (not installed)" >&2; return 0; fi
   if [ "$rc" != 0 ]; then echo "$scen $run: server did not start" >&2; cleanup; return 0; fi
   sleep 1
+  local warm="$WARMUP"
+  case "$scen" in H*) warm="$H_WARMUP" ;; esac
   local cmd=("$BENCH" --publish-url "$PUB" --play-url "$PLAY" --server-pid "$SERVER_PID"
-             --warmup "$WARMUP" --json "$OUT/$scen/$file.json" "$@")
+             --warmup "$warm" --json "$OUT/$scen/$file.json" "$@")
+  if [ "$WITH_METRICS" = 1 ] && [ -n "${METRICS:-}" ]; then cmd+=(--metrics-url "$METRICS"); fi
   echo "== $scen $file: ${cmd[*]}" >&2
   CMDS+=("$scen $file: ${cmd[*]/#$CARGO_TARGET_DIR/target}")
+  local second_pid=""
+  cut -d' ' -f1-3 /proc/loadavg > "$OUT/$scen/$file.load"
+  if [ ${#SECOND[@]} -gt 0 ]; then
+    # Started with the first; its own warm-up (no publish) ends when the first's does.
+    local cmd2=("$BENCH" --no-publish --publish-url "$PUB" --play-url "$PLAY_TS" --warmup "$warm"
+                --json "$OUT/$scen/$file-b.json" "${SECOND[@]}")
+    echo "== $scen $file-b: ${cmd2[*]}" >&2
+    CMDS+=("$scen $file-b: ${cmd2[*]/#$CARGO_TARGET_DIR/target}")
+    "${cmd2[@]}" > "$OUT/$scen/$file-b.txt" 2>&1 &
+    second_pid=$!
+  fi
   "${cmd[@]}" > "$OUT/$scen/$file.txt" 2>&1 || echo "$scen $file: sluice-bench failed" >> "$OUT/$scen/$file.txt"
+  if [ -n "$second_pid" ]; then
+    wait "$second_pid" || echo "$scen $file-b: sluice-bench failed" >> "$OUT/$scen/$file-b.txt"
+    cat "$OUT/$scen/$file-b.txt" >&2
+  fi
   cat "$OUT/$scen/$file.txt" >&2
   cleanup
   sleep 2
 }
 
 T0=$(date +%s)
+LOAD0="$(cut -d' ' -f1-3 /proc/loadavg)"
 for scen in $SCENARIOS; do
   case "$scen" in
     S1)
@@ -257,6 +313,32 @@ for scen in $SCENARIOS; do
         bench AH0 "$run" "$run" ah0 --clip "$CLIP360" -n "$n" --rate 200 --duration "$(dur 20)"
       done
       ;;
+    H1)
+      n=$(scaled 1000)
+      WITH_METRICS=1
+      for run in sluice-hls sluice-hls-fmp4 nginx-rtmp-hls; do
+        [ "$SMOKE" = 1 ] && [ "$run" = sluice-hls-fmp4 ] && continue
+        bench H1 "$run" "$run" h1 --clip "$CLIP360" -n "$n" --rate 200 --duration "$(dur 30)" --mode hls
+      done
+      WITH_METRICS=0
+      ;;
+    H2)
+      n=$(scaled 1000)
+      WITH_METRICS=1
+      bench H2 sluice-llhls sluice-llhls h2 --clip "$CLIP360" -n "$n" --rate 200 --duration "$(dur 30)" --mode llhls
+      WITH_METRICS=0
+      ;;
+    H3)
+      WITH_METRICS=1
+      for v in 500 2000; do
+        n=$(scaled "$v"); half=$(( n / 2 )); [ "$half" -ge 1 ] || half=1
+        SECOND=(--clip "$CLIP360" -n "$(( n - half ))" --rate 200 --duration "$(dur 30)" --mode hls)
+        bench H3 sluice-cache "sluice-cache-$v" h3 --clip "$CLIP360" -n "$half" --rate 200 \
+          --duration "$(dur 30)" --mode llhls
+        SECOND=()
+      done
+      WITH_METRICS=0
+      ;;
     *) echo "unknown scenario $scen" >&2; exit 2 ;;
   esac
 done
@@ -267,6 +349,7 @@ echo "all runs: $(( $(date +%s) - T0 )) s" >&2
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
   echo "sluice: $SLUICE_REV (release build)"
+  echo "load average before the runs: $LOAD0; after: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "nginx-rtmp: $(dpkg-query -W -f='${Package} ${Version}; ' nginx-light libnginx-mod-rtmp 2>/dev/null | sed 's/; $//' || echo n/a) (worker_connections raised to 20000 by bench/nginx-wrap.sh)"
   echo "node-media-server: $(cd "$PEERS_HOME/node-media-server" 2>/dev/null && node -p 'require("node-media-server/package.json").version + " on node " + process.version' 2>/dev/null || echo n/a)"
   echo "xiu: $(have_xiu && echo 0.14.0 || echo 'not installed, skipped')"

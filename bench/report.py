@@ -51,8 +51,28 @@ def f(x, nd=1):
     return f"{x:.{nd}f}"
 
 
-def load(scen):
+FALLBACK = {}
+
+
+def scen_dir(scen):
+    """The run's folder for SCEN; when this run did not have it (e.g. SCENARIOS="H1 H2 H3"), the
+    newest full (non-smoke) results folder next to it that did, so one page keeps every
+    scenario's latest figures. Folders used that way are listed under Environment."""
     d = os.path.join(out, scen)
+    if os.path.isdir(d) or smoke:
+        return d
+    parent = os.path.dirname(os.path.abspath(out))
+    for stamp in sorted(os.listdir(parent), reverse=True):
+        other = os.path.join(parent, stamp)
+        if os.path.isdir(os.path.join(other, scen)) and not os.path.exists(os.path.join(other, "SMOKE")) \
+                and os.path.exists(os.path.join(other, "env.txt")):
+            FALLBACK.setdefault(os.path.relpath(other), []).append(scen)
+            return os.path.join(other, scen)
+    return d
+
+
+def load(scen):
+    d = scen_dir(scen)
     res = {}
     for r in ORDER:
         p = os.path.join(d, r + ".json")
@@ -150,7 +170,7 @@ HTTP-FLV in the Debian module). Everything runs on 127.0.0.1, one server at a ti
 {table(s1)}
 {ratios(s1)}""")
 
-sweep_dir = os.path.join(out, "S1-sweep")
+sweep_dir = scen_dir("S1-sweep")
 if os.path.isdir(sweep_dir):
     pts = {}
     for fn in sorted(os.listdir(sweep_dir)):
@@ -231,7 +251,7 @@ if s3:
         sc = (f"{sl['connected']}/{sl['viewers']}, {f(sl['latency']['p50_ms'])} / {f(sl['latency']['p99_ms'])} / {f(sl['latency']['max_ms'])}, "
               f"{sl['frames_median']}, {f(sl['ratio_median'], 3)}") if sl else "-"
         tc = ", ".join(f"{k}: {v}" for k, v in st["ended"].items()) if st else "-"
-        lp = os.path.join(out, "S3", r + ".server.log")
+        lp = os.path.join(scen_dir("S3"), r + ".server.log")
         if os.path.exists(lp):
             secs = []
             for l in open(lp, errors="replace"):
@@ -330,6 +350,180 @@ video's, CPU goes up. Next to nginx-rtmp in the same run; otherwise as S1
 {table(ah0)}
 {ratios(ah0)}""")
 
+# ---- H1..H3: HLS
+H_NAMES = {"sluice-hls": ("sluice", "HLS MPEG-TS (classic)"), "sluice-hls-fmp4": ("sluice", "HLS fMP4 (classic)"),
+           "nginx-rtmp-hls": ("nginx-rtmp + nginx", "HLS MPEG-TS files"), "sluice-llhls": ("sluice", "LL-HLS fMP4")}
+
+
+def hload(scen, names):
+    d = scen_dir(scen)
+    res = {}
+    for r in names:
+        p = os.path.join(d, r + ".json")
+        if os.path.exists(p):
+            res[r] = json.load(open(p))
+    return res
+
+
+def hg(d):
+    g = normal(d) or {}
+    return g, (g.get("hls") or {})
+
+
+def origin_counts(d):
+    """{(variant, kind): requests} from sluice's counters over the run (all statuses)."""
+    out_ = {}
+    for k, v in ((d.get("origin") or {}).get("requests") or {}).items():
+        m = dict(re.findall(r'(\w+)="([^"]*)"', k))
+        key = (m.get("variant", "?"), m.get("kind", "?"))
+        out_[key] = out_.get(key, 0) + v
+    return out_
+
+
+HHEAD = ("| server | variant | connected | stalls (viewers) | stall time s | skipped | playback latency p50 / p99 ms "
+         "| arrival latency p50 / p99 ms | requests | errors | delivered Mbit/s | RSS MiB baseline → peak | RSS KiB per viewer "
+         "| CPU s | CPU-s per GB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def hrow(r, d, label=None):
+    g, h = hg(d)
+    s = d.get("server") or {}
+    srv, var = label or H_NAMES.get(r, (r, ""))
+    conn = sum(x["connected"] for x in d["groups"])
+    total = sum(x["viewers"] for x in d["groups"])
+    pl, al = h.get("playback_latency") or {}, h.get("arrival_latency") or {}
+    lat = (f"{f(pl.get('p50_ms', 0))} / {f(pl.get('p99_ms', 0))}" if pl.get("samples") else "n/a")
+    if h.get("no_origin"):
+        lat += f" ({h['no_origin']} units without a media time)"
+    arr = f"{f(al.get('p50_ms', 0))} / {f(al.get('p99_ms', 0))}" if al.get("samples") else "n/a"
+    reqs = ", ".join(f"{k} {v}" for k, v in (h.get("requests") or {}).items())
+    errs = ", ".join(f"{k}: {v}" for k, v in (h.get("errors") or {}).items()) or "-"
+    return ("| {} | {} | {}/{} | **{}** ({}) | {} | {} | **{}** | {} | {} | {} | {} | {} → {} | **{}** | {} | **{}** |".format(
+        srv, var, conn, total, h.get("stalls", 0), h.get("viewers_stalled", 0), f(h.get("stall_ms", 0) / 1000, 2),
+        h.get("skipped", 0), lat, arr, reqs, errs, f(d["delivered_mbit_s"], 0),
+        f(s.get("rss_baseline_kib", 0) / 1024), f(s.get("rss_peak_kib", 0) / 1024), f(s.get("rss_per_viewer_kib", 0)),
+        f(s.get("cpu_s", 0), 2), f(s.get("cpu_s_per_gb", 0), 2)) if s else
+        "| {} | {} | {}/{} | **{}** ({}) | {} | {} | **{}** | {} | {} | {} | {} | - | - | - | - |".format(
+        srv, var, conn, total, h.get("stalls", 0), h.get("viewers_stalled", 0), f(h.get("stall_ms", 0) / 1000, 2),
+        h.get("skipped", 0), lat, arr, reqs, errs, f(d["delivered_mbit_s"], 0)))
+
+
+def load_note(scen, r):
+    p = os.path.join(scen_dir(scen), r + ".load")
+    return open(p).read().strip() if os.path.exists(p) else "?"
+
+
+h1 = hload("H1", ["sluice-hls", "sluice-hls-fmp4", "nginx-rtmp-hls"])
+if h1:
+    rows = [HHEAD] + [hrow(r, d) for r, d in h1.items()]
+    rat = ""
+    a, b = h1.get("sluice-hls"), h1.get("nginx-rtmp-hls")
+    if a and b and a.get("server") and b.get("server"):
+        sa, sb = a["server"], b["server"]
+        rat = (f"\n**sluice / nginx-rtmp + nginx, same run** (MPEG-TS against MPEG-TS; below 1 = sluice uses less): "
+               f"CPU-s/GB ×{ratio(sa['cpu_s_per_gb'], sb['cpu_s_per_gb'])}, RSS/viewer ×{ratio(sa['rss_per_viewer_kib'], sb['rss_per_viewer_kib'])}.\n")
+    loads = ", ".join(f"{r} {load_note('H1', r)}" for r in h1)
+    sections.append(f"""## H1: classic HLS viewers, direct
+
+`{CLIP360}` published over RTMP; {setting(h1, 'viewers')} classic HLS viewers (sluice-bench `--mode hls`)
+join at {setting(h1, 'rate')}/s and play for the rest of the {setting(h1, 'duration')} s window: each loads the
+playlist, starts three segments from the end, reloads the playlist every half target duration
+and fetches every new segment once on one keep-alive connection. sluice serves its MPEG-TS variant
+(`/live/h1/ts/index.m3u8`; its fMP4 variant as a second row when run) from memory; nginx-rtmp
+writes 2 s MPEG-TS fragments and a 14 s playlist to disk (`hls_fragment 2s; hls_playlist_length
+14s`) and the same nginx worker serves them (sendfile, no access log; bench/nginx-rtmp-hls.conf.template).
+The viewers start after {setting(h1, 'warmup')} s of publishing, during which the tool requested the playlist
+once, so each server's segment window is full in the RSS baseline. Load average (1/5/15 min) at
+the start of each run: {loads}.
+
+{chr(10).join(rows)}
+{rat}""")
+
+h2 = hload("H2", ["sluice-llhls"])
+if h2:
+    rows = [HHEAD] + [hrow(r, d) for r, d in h2.items()]
+    extra = []
+    for r, d in h2.items():
+        s, o = d.get("server") or {}, d.get("origin") or {}
+        held = o.get("held_max", 0)
+        if s and held:
+            grow = s["rss_peak_kib"] - s["rss_baseline_kib"]
+            extra.append(f"- held requests at the server (`sluice_hls_held_requests`): max **{held:.0f}**, mean {o.get('held_mean', 0):.0f}; "
+                         f"RSS growth {grow / 1024:.1f} MiB / max held = **{grow / held:.2f} KiB per held request** (an upper bound: "
+                         f"it includes each viewer's two keep-alive connections and everything else a viewer costs).")
+    sections.append(f"""## H2: LL-HLS viewers
+
+{setting(h2, 'viewers')} LL-HLS viewers of sluice (`--mode llhls`, fMP4, 200 ms parts, 2 s segments) at
+{setting(h2, 'rate')}/s, {setting(h2, 'duration')} s window. Each loads the playlist and the init segment, starts at the
+independent part at or before PART-HOLD-BACK behind the live edge, then holds a blocking reload
+(`_HLS_msn`/`_HLS_part` of the next part) on one connection and fetches each new part, or the
+preload hint as soon as it is the next part (as hls.js does), on a second. **Playback latency**
+is wall clock minus the playhead's media time (program-date-time plus part offsets), sampled as
+each part starts playing: what hls.js shows as live latency. **Arrival latency** is a part's last
+byte minus its media start (PDT + offset): its duration plus the server's delay. Load average
+at the start: {load_note('H2', 'sluice-llhls')}.
+
+{chr(10).join(rows)}
+{chr(10).join(extra)}
+""")
+
+h3d = scen_dir("H3")
+if os.path.isdir(h3d):
+    rows = ["| viewers | process | variant | connected | stalls (viewers) | playback latency p50 / p99 ms | requests at the cache | distinct segments / parts fetched |",
+            "|---|---|---|---|---|---|---|---|"]
+    orows = ["| viewers | origin requests: playlist (fMP4 / TS) | init | parts | TS segments | **origin requests per part** | **origin requests per segment** | origin CPU s | origin CPU s per viewer | origin RSS MiB baseline → peak |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    cpus = {}
+    for v in ("500", "2000"):
+        a = os.path.join(h3d, f"sluice-cache-{v}.json")
+        b = os.path.join(h3d, f"sluice-cache-{v}-b.json")
+        if not os.path.exists(a):
+            continue
+        da = json.load(open(a))
+        db = json.load(open(b)) if os.path.exists(b) else None
+        total = sum(x["viewers"] for x in da["groups"]) + (sum(x["viewers"] for x in db["groups"]) if db else 0)
+        for lab, d, var in (("A (publisher)", da, "LL-HLS fMP4"), ("B (--no-publish)", db, "classic MPEG-TS")):
+            if not d:
+                continue
+            g, h = hg(d)
+            pl = h.get("playback_latency") or {}
+            reqs = ", ".join(f"{k} {n}" for k, n in (h.get("requests") or {}).items())
+            rows.append(f"| {total} | {lab} | {var} | {g.get('connected', 0)}/{g.get('viewers', 0)} | {h.get('stalls', 0)} ({h.get('viewers_stalled', 0)}) | "
+                        f"{f(pl.get('p50_ms', 0))} / {f(pl.get('p99_ms', 0))} | {reqs} | {h.get('distinct_segments', 0)} / {h.get('distinct_parts', 0)} |")
+        oc = origin_counts(da)
+        parts_distinct = (hg(da)[1].get("distinct_parts") or 0)
+        segs_distinct = (hg(db)[1].get("distinct_segments") or 0) if db else 0
+        op = oc.get(("fmp4", "part"), 0)
+        osg = oc.get(("ts", "segment"), 0)
+        s = da.get("server") or {}
+        cpus[v] = (s.get("cpu_s", 0), total)
+        orows.append(f"| {total} | {oc.get(('fmp4', 'playlist'), 0):.0f} / {oc.get(('ts', 'playlist'), 0):.0f} | "
+                     f"{oc.get(('fmp4', 'init'), 0) + oc.get(('ts', 'init'), 0):.0f} | {op:.0f} (for {parts_distinct} distinct) | {osg:.0f} (for {segs_distinct} distinct) | "
+                     f"**{ratio(op, parts_distinct)}** | **{ratio(osg, segs_distinct)}** | {f(s.get('cpu_s', 0), 2)} | "
+                     f"{f(s.get('cpu_s', 0) / max(total, 1) * 1000, 2)} ms | {f(s.get('rss_baseline_kib', 0) / 1024)} → {f(s.get('rss_peak_kib', 0) / 1024)} |")
+    flat = ""
+    if "500" in cpus and "2000" in cpus and cpus["500"][0]:
+        flat = (f"\nOrigin CPU at {cpus['2000'][1]} viewers / at {cpus['500'][1]} viewers: "
+                f"**×{cpus['2000'][0] / cpus['500'][0]:.2f}** for ×{cpus['2000'][1] / max(cpus['500'][1], 1):.0f} the viewers.\n")
+    loads = ", ".join(f"{v}: {load_note('H3', 'sluice-cache-' + v)}" for v in ("500", "2000"))
+    sections.append(f"""## H3: through an nginx cache tier
+
+An nginx (one worker, `proxy_cache` + `proxy_cache_lock`, cache key `$scheme$proxy_host$request_uri`,
+freshness from sluice's `Cache-Control`; bench/nginx-cache.conf.template) in front of sluice. Half
+the viewers play LL-HLS (fMP4 parts, blocking reloads, preload hints; tool process A, which also
+publishes and samples sluice), half classic HLS on the MPEG-TS variant (process B, `--no-publish`),
+all through the cache, {setting({'a': json.load(open(os.path.join(h3d, os.listdir(h3d)[0])))} if os.listdir(h3d) else {}, 'duration')} s window. The origin's requests are the increase of sluice's
+`sluice_hls_requests_total{{variant,kind,status}}` over the run; "per part/segment" divides them
+by the distinct parts/segments the viewers fetched. Origin CPU is sluice's alone (the cache
+tier's is not counted). Load average at the start: {loads}.
+
+{chr(10).join(rows)}
+
+Origin (sluice) work:
+
+{chr(10).join(orows)}
+{flat}""")
+
 banner = ""
 if smoke:
     banner = (f"\n> **SMOKE RUN ({smoke})**: scaled-down settings to check that the scripts work. "
@@ -364,12 +558,16 @@ How to read it:
 
 ## Environment
 
-""" + "\n".join(f"- {e}" for e in env) + """
+""" + "\n".join(f"- {e}" for e in env) + "".join(
+    f"\n- scenarios {', '.join(sc)} are from the earlier full run `{fd}` (this run did not have them): "
+    + "; ".join(open(os.path.join(fd, 'env.txt')).read().strip().splitlines()[:3])
+    for fd, sc in FALLBACK.items()) + """
 
 ## Exact commands
 
 ```
-""" + "\n".join(cmds) + """
+""" + "\n".join(cmds + [c for fd in FALLBACK for c in open(os.path.join(fd, "commands.txt")).read().strip().splitlines()
+                         if c.split(" ")[0] in FALLBACK[fd]]) + """
 ```
 
 Run with `bench/compare.sh` (env `SCENARIOS`, `S1_SWEEP`, `SCALE`, `DURATION`, `PEERS_HOME`,
