@@ -51,24 +51,35 @@ def f(x, nd=1):
     return f"{x:.{nd}f}"
 
 
-FALLBACK = {}
+OLD_SECTIONS = {}
+OLD_ENV, OLD_CMDS, OLD_FOLDER = [], [], None
+if old_md and os.path.exists(old_md):
+    _old = open(old_md).read().split(MARK)[0]
+    for _blk in re.split(r"(?m)^(?=## )", _old):
+        _m = re.match(r"## (\w+):", _blk)
+        if _m:
+            OLD_SECTIONS[_m.group(1)] = _blk.split("\nHow to read it:")[0].rstrip("\n") + "\n"
+    _m = re.search(r"## Environment\n\n(.*?)\n\n## Exact commands\n\n```\n(.*?)\n```", _old, re.S)
+    if _m:
+        OLD_ENV = [l[2:] for l in _m.group(1).splitlines() if l.startswith("- ")]
+        OLD_CMDS = _m.group(2).splitlines()
+    _m = re.search(r"results folder `([^`]*)`", _old)
+    OLD_FOLDER = _m.group(1) if _m else None
+KEPT = []
 
 
 def scen_dir(scen):
-    """The run's folder for SCEN; when this run did not have it (e.g. SCENARIOS="H1 H2 H3"), the
-    newest full (non-smoke) results folder next to it that did, so one page keeps every
-    scenario's latest figures. Folders used that way are listed under Environment."""
-    d = os.path.join(out, scen)
-    if os.path.isdir(d) or smoke:
-        return d
-    parent = os.path.dirname(os.path.abspath(out))
-    for stamp in sorted(os.listdir(parent), reverse=True):
-        other = os.path.join(parent, stamp)
-        if os.path.isdir(os.path.join(other, scen)) and not os.path.exists(os.path.join(other, "SMOKE")) \
-                and os.path.exists(os.path.join(other, "env.txt")):
-            FALLBACK.setdefault(os.path.relpath(other), []).append(scen)
-            return os.path.join(other, scen)
-    return d
+    return os.path.join(out, scen)
+
+
+def kept(scen):
+    """A scenario this run did not have keeps its section of the previous page, word for word
+    (e.g. SCENARIOS="H1 H2 H3" leaves S1..AH0 as the lead's last full run rendered them)."""
+    if smoke or os.path.isdir(os.path.join(out, scen)) or scen not in OLD_SECTIONS:
+        return False
+    KEPT.append(scen)
+    sections.append(OLD_SECTIONS[scen])
+    return True
 
 
 def load(scen):
@@ -159,7 +170,9 @@ sections = []
 
 # ---- S1
 s1 = load("S1")
-if s1:
+if not s1 and kept("S1"):
+    pass
+elif s1:
     sections.append(f"""## S1: fan-out of one stream
 
 One publisher sends `{CLIP360}` (H.264 baseline 640×360 25 fps + AAC, 10 s, ≈{kbit(CLIP360):.0f} kbit/s) over
@@ -170,7 +183,7 @@ HTTP-FLV in the Debian module). Everything runs on 127.0.0.1, one server at a ti
 {table(s1)}
 {ratios(s1)}""")
 
-sweep_dir = scen_dir("S1-sweep")
+sweep_dir = os.path.join(out, "S1-sweep")
 if os.path.isdir(sweep_dir):
     pts = {}
     for fn in sorted(os.listdir(sweep_dir)):
@@ -227,7 +240,9 @@ when it matches).
 
 # ---- S2
 s2 = load("S2")
-if s2:
+if not s2 and kept("S2"):
+    pass
+elif s2:
     sections.append(f"""## S2: many viewers of a low-bitrate stream
 
 `{CLIP180}` (≈{kbit(CLIP180):.0f} kbit/s), {setting(s2, 'viewers')} viewers ramped at {setting(s2, 'rate')}/s,
@@ -239,7 +254,9 @@ get the machine's hard open-files limit.
 
 # ---- S3
 s3 = load("S3")
-if s3:
+if not s3 and kept("S3"):
+    pass
+elif s3:
     rows = ["| server | proto | normal: connected, latency p50 / p99 ms, frames recv/sent min | slow: connected, latency (lag) p50 / p99 / max ms, frames median, recv/sent median | stalled: how they ended |",
             "|---|---|---|---|---|"]
     rss_lines = []
@@ -251,7 +268,7 @@ if s3:
         sc = (f"{sl['connected']}/{sl['viewers']}, {f(sl['latency']['p50_ms'])} / {f(sl['latency']['p99_ms'])} / {f(sl['latency']['max_ms'])}, "
               f"{sl['frames_median']}, {f(sl['ratio_median'], 3)}") if sl else "-"
         tc = ", ".join(f"{k}: {v}" for k, v in st["ended"].items()) if st else "-"
-        lp = os.path.join(scen_dir("S3"), r + ".server.log")
+        lp = os.path.join(out, "S3", r + ".server.log")
         if os.path.exists(lp):
             secs = []
             for l in open(lp, errors="replace"):
@@ -304,7 +321,9 @@ Per class:
 
 # ---- S4
 s4 = load("S4")
-if s4:
+if not s4 and kept("S4"):
+    pass
+elif s4:
     sections.append(f"""## S4: many streams
 
 {setting(s4, 'streams')} publishers, each sending `{CLIP360}` as its own stream, and {setting(s4, 'viewers')} viewers
@@ -316,7 +335,9 @@ spread evenly over them (viewer i plays stream i mod {setting(s4, 'streams')}), 
 
 # ---- S5
 s5 = load("S5")
-if s5:
+if not s5 and kept("S5"):
+    pass
+elif s5:
     sections.append(f"""## S5: RTMP play
 
 As S1 ({setting(s5, 'viewers')} viewers at {setting(s5, 'rate')}/s, {setting(s5, 'duration')} s) but every viewer plays over RTMP.
@@ -326,7 +347,9 @@ As S1 ({setting(s5, 'viewers')} viewers at {setting(s5, 'rate')}/s, {setting(s5,
 
 # ---- MW
 mw = load("MW")
-if mw:
+if not mw and kept("MW"):
+    pass
+elif mw:
     sections.append(f"""## MW: S1 with a 350 ms merge window
 
 sluice with `[egress] merge_ms = 350` (frames for a viewer are written in batches of up to 350 ms,
@@ -338,7 +361,9 @@ fewer and larger writes), next to nginx-rtmp in the same run; otherwise as S1
 
 # ---- AH0
 ah0 = load("AH0")
-if ah0:
+if not ah0 and kept("AH0"):
+    pass
+elif ah0:
     sections.append(f"""## AH0: S1 with every frame written as it arrives
 
 sluice with `[hub] max_audio_hold_ms = 0`: audio is not held for the next video frame, so every
@@ -414,7 +439,9 @@ def load_note(scen, r):
 
 
 h1 = hload("H1", ["sluice-hls", "sluice-hls-fmp4", "nginx-rtmp-hls"])
-if h1:
+if not h1 and kept("H1"):
+    pass
+elif h1:
     rows = [HHEAD] + [hrow(r, d) for r, d in h1.items()]
     rat = ""
     a, b = h1.get("sluice-hls"), h1.get("nginx-rtmp-hls")
@@ -440,7 +467,9 @@ the start of each run: {loads}.
 {rat}""")
 
 h2 = hload("H2", ["sluice-llhls"])
-if h2:
+if not h2 and kept("H2"):
+    pass
+elif h2:
     rows = [HHEAD] + [hrow(r, d) for r, d in h2.items()]
     extra = []
     for r, d in h2.items():
@@ -468,7 +497,9 @@ at the start: {load_note('H2', 'sluice-llhls')}.
 """)
 
 h3d = scen_dir("H3")
-if os.path.isdir(h3d):
+if not os.path.isdir(h3d) and kept("H3"):
+    pass
+elif os.path.isdir(h3d):
     rows = ["| viewers | process | variant | connected | stalls (viewers) | playback latency p50 / p99 ms | requests at the cache | distinct segments / parts fetched |",
             "|---|---|---|---|---|---|---|---|"]
     orows = ["| viewers | origin requests: playlist (fMP4 / TS) | init | parts | TS segments | **origin requests per part** | **origin requests per segment** | origin CPU s | origin CPU s per viewer | origin RSS MiB baseline → peak |",
@@ -558,16 +589,14 @@ How to read it:
 
 ## Environment
 
-""" + "\n".join(f"- {e}" for e in env) + "".join(
-    f"\n- scenarios {', '.join(sc)} are from the earlier full run `{fd}` (this run did not have them): "
-    + "; ".join(open(os.path.join(fd, 'env.txt')).read().strip().splitlines()[:3])
-    for fd, sc in FALLBACK.items()) + """
+""" + "\n".join(f"- {e}" for e in env) + (
+    f"\n- sections {', '.join(KEPT)} are kept from the previous page (results folder `{OLD_FOLDER}`); that run's environment:\n"
+    + "\n".join(f"  - {e}" for e in OLD_ENV) if KEPT else "") + """
 
 ## Exact commands
 
 ```
-""" + "\n".join(cmds + [c for fd in FALLBACK for c in open(os.path.join(fd, "commands.txt")).read().strip().splitlines()
-                         if c.split(" ")[0] in FALLBACK[fd]]) + """
+""" + "\n".join(cmds + ([c for c in OLD_CMDS if c.split(" ")[0] in KEPT] if KEPT else [])) + """
 ```
 
 Run with `bench/compare.sh` (env `SCENARIOS`, `S1_SWEEP`, `SCALE`, `DURATION`, `PEERS_HOME`,
