@@ -94,8 +94,9 @@ fn cut_off_stalled_viewers(how: CutOff) {
     let mut viewers: Vec<TcpStream> = (0..VIEWERS)
         .map(|_| stalled_viewer(server.http, key))
         .collect();
+    // Every viewer accepted and playing first: a connect returns before the server accepts.
+    server.wait_connections(VIEWERS + 1);
     if how == CutOff::Kick {
-        server.wait_connections(VIEWERS + 1);
         // Their sockets fill within the first GOP; give the stall a moment to set in.
         std::thread::sleep(Duration::from_secs(1));
         let viewers: Vec<u64> = server
@@ -120,7 +121,7 @@ fn cut_off_stalled_viewers(how: CutOff) {
         CutOff::Kick => ("kicked", kicked_before),
     };
     let ended = totals().get(label) - before;
-    assert_eq!(ended, VIEWERS as u64, "closed as {label}");
+    assert_eq!(ended, VIEWERS as u64, "closed as {label}: {:?}", totals());
     // The close's effect on the kernel is immediate: give it a moment all the same.
     std::thread::sleep(Duration::from_millis(200));
     let states = states_on_port(port);
