@@ -58,7 +58,12 @@ impl Drop for Server {
     }
 }
 
-fn args(server: &Server, mode: sluice_bench::viewer::Mode, stream: &str, file: &str) -> sluice_bench::Args {
+fn args(
+    server: &Server,
+    mode: sluice_bench::viewer::Mode,
+    stream: &str,
+    file: &str,
+) -> sluice_bench::Args {
     sluice_bench::Args {
         clip: Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/media/h264-360p25-baseline-noB-aac-10s.flv"),
@@ -81,7 +86,9 @@ fn run(args: &sluice_bench::Args) -> sluice_bench::report::Report {
         .enable_all()
         .build()
         .unwrap();
-    let report = rt.block_on(sluice_bench::run(args)).expect("benchmark runs");
+    let report = rt
+        .block_on(sluice_bench::run(args))
+        .expect("benchmark runs");
     println!("{}", report.human());
     report
 }
@@ -96,8 +103,19 @@ fn check(report: &sluice_bench::report::Report, unit: &str) {
         g.ended
     );
     let h = g.hls.as_ref().expect("HLS figures");
-    assert!(h.errors.is_empty(), "errors: {:?}", h.errors);
-    assert!(h.requests.get(unit).copied().unwrap_or(0) > 0, "requests: {:?}", h.requests);
+    // The one error a viewer may see: its held preload-hint request refused (503) when the
+    // publisher stops at the end of the run, at most one per viewer.
+    let late_503 = h.errors.get("503").copied().unwrap_or(0);
+    assert!(
+        h.errors.keys().all(|k| k == "503") && late_503 <= g.viewers as u64,
+        "errors: {:?}",
+        h.errors
+    );
+    assert!(
+        h.requests.get(unit).copied().unwrap_or(0) > 0,
+        "requests: {:?}",
+        h.requests
+    );
     assert!(g.frames_min > 0, "a viewer got no {unit}");
     assert!(g.latency.samples > 0, "playback latency measured");
     assert!(h.arrival_latency.samples > 0, "arrival latency measured");
@@ -109,9 +127,19 @@ fn check(report: &sluice_bench::report::Report, unit: &str) {
 #[test]
 fn classic_ts_and_ll_hls_viewers() {
     let server = Server::start();
-    let r = run(&args(&server, sluice_bench::viewer::Mode::Hls, "a", "ts/index.m3u8"));
+    let r = run(&args(
+        &server,
+        sluice_bench::viewer::Mode::Hls,
+        "a",
+        "ts/index.m3u8",
+    ));
     check(&r, "segment");
-    let r = run(&args(&server, sluice_bench::viewer::Mode::Llhls, "b", "index.m3u8"));
+    let r = run(&args(
+        &server,
+        sluice_bench::viewer::Mode::Llhls,
+        "b",
+        "index.m3u8",
+    ));
     check(&r, "part");
     let o = r.origin.as_ref().unwrap();
     assert!(o.held_max > 0.0, "LL-HLS viewers held requests");
