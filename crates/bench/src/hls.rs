@@ -219,7 +219,9 @@ impl HlsShared {
         'outer: for chunk in body.chunks(188 * 64) {
             d.push(chunk);
             while let Some(ev) = d.poll() {
-                let sluice_ts::DemuxEvent::Frame(f) = ev else { continue };
+                let sluice_ts::DemuxEvent::Frame(f) = ev else {
+                    continue;
+                };
                 if f.seq_header || f.flv_tag_type() != 9 || !is_coded_video(&f.body) {
                     continue;
                 }
@@ -389,7 +391,16 @@ pub async fn run_classic(
                 let origin = seg
                     .pdt_ms
                     .or_else(|| sh.ts_origin(&seg_path, &r.body, r.done));
-                if let Some(t) = record_unit(st, &mut ph, sh, origin, media, seg.duration_ms, r.done, None) {
+                if let Some(t) = record_unit(
+                    st,
+                    &mut ph,
+                    sh,
+                    origin,
+                    media,
+                    seg.duration_ms,
+                    r.done,
+                    None,
+                ) {
                     first.get_or_insert(t);
                 }
             }
@@ -445,7 +456,11 @@ pub async fn run_ll(
     let (tx, rx) = watch::channel(Arc::new(pl));
     let base = path.split('?').next().unwrap_or(path).to_owned();
     let sep = if path.contains('?') { '&' } else { '?' };
-    let q_base = if sep == '&' { path.to_owned() } else { base.clone() };
+    let q_base = if sep == '&' {
+        path.to_owned()
+    } else {
+        base.clone()
+    };
     let mut pstop = stop.clone();
     let playlists = async move {
         let mut reqs = 0u64;
@@ -553,13 +568,16 @@ async fn ll_media(
         }
     }
     let Some(last) = parts.last() else {
-        return finish(st, &mut ph, sh, &conn, Err("LL-HLS playlist without parts".into()));
+        return finish(
+            st,
+            &mut ph,
+            sh,
+            &conn,
+            Err("LL-HLS playlist without parts".into()),
+        );
     };
     let play_from = last.2 + last.3 - hold;
-    let at = parts
-        .iter()
-        .rposition(|p| p.2 <= play_from)
-        .unwrap_or(0);
+    let at = parts.iter().rposition(|p| p.2 <= play_from).unwrap_or(0);
     let from = parts[..=at].iter().rposition(|p| p.4).unwrap_or(at);
     // The next part to fetch: (msn, index).
     let mut next = (parts[from].0, parts[from].1);
@@ -582,7 +600,16 @@ async fn ll_media(
             let Some(p) = s.parts.get(i) else { break };
             let start = pl.part_start_ms(m, i);
             let media = start.unwrap_or(f64::NAN);
-            if let Some(t) = record_unit(st, &mut ph, sh, start, media, p.duration_ms, arrived, Some(play_from)) {
+            if let Some(t) = record_unit(
+                st,
+                &mut ph,
+                sh,
+                start,
+                media,
+                p.duration_ms,
+                arrived,
+                Some(play_from),
+            ) {
                 first.get_or_insert(t);
             }
             pending.remove(0);
@@ -609,7 +636,16 @@ async fn ll_media(
                 if pending.is_empty() {
                     let start = pl.part_start_ms(m, i);
                     let media = start.unwrap_or(f64::NAN);
-                    if let Some(t) = record_unit(st, &mut ph, sh, start, media, part.duration_ms, r.done, Some(play_from)) {
+                    if let Some(t) = record_unit(
+                        st,
+                        &mut ph,
+                        sh,
+                        start,
+                        media,
+                        part.duration_ms,
+                        r.done,
+                        Some(play_from),
+                    ) {
                         first.get_or_insert(t);
                     }
                 } else {
@@ -657,7 +693,10 @@ async fn ll_media(
         // the playlist will list it under m + 1; re-key pending entries it cannot place.
         let pl = rx.borrow().clone();
         if let Some(&(pm, pi, arrived)) = pending.first() {
-            if pl.segment(pm).is_some_and(|s| s.uri.is_some() && s.parts.len() <= pi) {
+            if pl
+                .segment(pm)
+                .is_some_and(|s| s.uri.is_some() && s.parts.len() <= pi)
+            {
                 pending.remove(0);
                 pending.insert(0, (pm + 1, 0, arrived));
                 if next == (pm, pi + 1) {
@@ -671,7 +710,11 @@ async fn ll_media(
     let pl = rx.borrow().clone();
     let part_ms = pl.part_target_ms.unwrap_or(200.0);
     for &(m, i, _) in &pending {
-        ph.extend(pl.segment(m).and_then(|s| s.parts.get(i)).map_or(part_ms, |p| p.duration_ms));
+        ph.extend(
+            pl.segment(m)
+                .and_then(|s| s.parts.get(i))
+                .map_or(part_ms, |p| p.duration_ms),
+        );
     }
     finish(st, &mut ph, sh, &conn, result)
 }

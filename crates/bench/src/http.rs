@@ -69,7 +69,12 @@ impl Conn {
 
     /// `GET path`; `timeout` bounds the whole exchange. Retries once on a fresh connection
     /// when a reused one turns out closed before any byte of the answer.
-    pub async fn get(&mut self, path: &str, keep: bool, timeout: Duration) -> Result<Response, String> {
+    pub async fn get(
+        &mut self,
+        path: &str,
+        keep: bool,
+        timeout: Duration,
+    ) -> Result<Response, String> {
         match tokio::time::timeout(timeout, self.get_inner(path, keep, true)).await {
             Ok(r) => r,
             Err(_) => {
@@ -118,7 +123,10 @@ impl Conn {
     async fn response(&mut self, keep: bool) -> Result<Response, String> {
         let mut bytes = 0u64;
         let head_end = loop {
-            if let Some(i) = self.buf[..self.have].windows(4).position(|w| w == b"\r\n\r\n") {
+            if let Some(i) = self.buf[..self.have]
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+            {
                 break i + 4;
             }
             if self.have > 64 * 1024 {
@@ -202,7 +210,13 @@ impl Conn {
     }
 
     /// Reads `n` body bytes, kept in `out` when `keep`.
-    async fn body(&mut self, mut n: usize, keep: bool, out: &mut Vec<u8>, bytes: &mut u64) -> Result<(), String> {
+    async fn body(
+        &mut self,
+        mut n: usize,
+        keep: bool,
+        out: &mut Vec<u8>,
+        bytes: &mut u64,
+    ) -> Result<(), String> {
         if keep {
             out.reserve(n);
         }
@@ -246,8 +260,14 @@ mod tests {
 
     #[test]
     fn resolves() {
-        assert_eq!(resolve("/live/a/index.m3u8", "seg1.m4s"), "/live/a/seg1.m4s");
-        assert_eq!(resolve("/live/a/index.m3u8?x=1", "p.m4s?t=2"), "/live/a/p.m4s?t=2");
+        assert_eq!(
+            resolve("/live/a/index.m3u8", "seg1.m4s"),
+            "/live/a/seg1.m4s"
+        );
+        assert_eq!(
+            resolve("/live/a/index.m3u8?x=1", "p.m4s?t=2"),
+            "/live/a/p.m4s?t=2"
+        );
         assert_eq!(resolve("/hls/a.m3u8", "/x/b.ts"), "/x/b.ts");
         assert_eq!(resolve("/hls/a.m3u8", "http://h:1/y/c.ts"), "/y/c.ts");
     }
@@ -261,7 +281,9 @@ mod tests {
             let (mut s, _) = l.accept().await.unwrap();
             let mut b = [0u8; 4096];
             let _ = s.read(&mut b).await;
-            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello").await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                .await
+                .unwrap();
             let _ = s.read(&mut b).await;
             s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
                 .await
@@ -269,7 +291,9 @@ mod tests {
             drop(s);
             let (mut s, _) = l.accept().await.unwrap();
             let _ = s.read(&mut b).await;
-            s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+            s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .unwrap();
             let _ = s.read(&mut b).await;
         });
         let mut c = Conn::new(&addr);

@@ -124,7 +124,13 @@ impl Args {
     /// The mode viewers use (`auto` resolved from the play URL).
     pub fn mode(&self) -> Mode {
         match self.mode {
-            Mode::Auto if self.play_url.split('?').next().is_some_and(|p| p.ends_with(".m3u8")) => {
+            Mode::Auto
+                if self
+                    .play_url
+                    .split('?')
+                    .next()
+                    .is_some_and(|p| p.ends_with(".m3u8")) =>
+            {
                 Mode::Hls
             }
             Mode::Auto => Mode::Flv,
@@ -183,7 +189,11 @@ pub async fn run(args: &Args) -> Result<Report, String> {
 
     let (stop_pub_tx, stop_pub_rx) = watch::channel(false);
     let mut publishers = Vec::with_capacity(streams);
-    let publish_urls = if args.no_publish { Vec::new() } else { publish_urls };
+    let publish_urls = if args.no_publish {
+        Vec::new()
+    } else {
+        publish_urls
+    };
     for (k, publish_url) in publish_urls.into_iter().enumerate() {
         let (started_tx, mut started_rx) = watch::channel(false);
         let table = tables[k].clone();
@@ -233,7 +243,10 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         Some(u) => Some(metrics::scrape(u).await?),
         None => None,
     };
-    let held = args.metrics_url.as_ref().map(|u| metrics::spawn_held(u.clone()));
+    let held = args
+        .metrics_url
+        .as_ref()
+        .map(|u| metrics::spawn_held(u.clone()));
     let setup = Arc::new(ViewerSetup {
         play_url: args.play_url.replace("{s}", "{stream}"),
         read_buf: args.read_buf,

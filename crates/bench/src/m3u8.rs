@@ -133,7 +133,10 @@ impl Playlist {
             if let Some(v) = l.strip_prefix("#EXT-X-TARGETDURATION:") {
                 p.target_ms = secs_ms(v).unwrap_or(0.0);
             } else if let Some(v) = l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
-                msn = v.trim().parse().map_err(|_| "playlist: bad MEDIA-SEQUENCE")?;
+                msn = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| "playlist: bad MEDIA-SEQUENCE")?;
             } else if let Some(v) = l.strip_prefix("#EXT-X-PART-INF:") {
                 p.part_target_ms = attr(v, "PART-TARGET").and_then(secs_ms);
             } else if let Some(v) = l.strip_prefix("#EXT-X-SERVER-CONTROL:") {

@@ -293,7 +293,10 @@ async fn hls_session(
     r: &mut ViewerResult,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let sh = setup.hls.as_ref().ok_or("HLS mode without its shared state")?;
+    let sh = setup
+        .hls
+        .as_ref()
+        .ok_or("HLS mode without its shared state")?;
     if url.proto != Proto::HttpFlv {
         return Err("HLS needs an http:// URL".into());
     }
@@ -303,15 +306,27 @@ async fn hls_session(
     let res = match setup.mode {
         Mode::Llhls => {
             crate::hls::run_ll(
-                &url.authority, &url.path, sh, &mut st, &mut r.connected, &mut first,
-                &mut r.bytes, stop,
+                &url.authority,
+                &url.path,
+                sh,
+                &mut st,
+                &mut r.connected,
+                &mut first,
+                &mut r.bytes,
+                stop,
             )
             .await
         }
         _ => {
             crate::hls::run_classic(
-                &url.authority, &url.path, sh, &mut st, &mut r.connected, &mut first,
-                &mut r.bytes, stop,
+                &url.authority,
+                &url.path,
+                sh,
+                &mut st,
+                &mut r.connected,
+                &mut first,
+                &mut r.bytes,
+                stop,
             )
             .await
         }
