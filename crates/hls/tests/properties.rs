@@ -128,7 +128,10 @@ fn check(variant: &Variant, w: &Window, text: &str, skip: bool) -> Vec<u64> {
         if let Some(v) = l.strip_prefix("#EXTINF:") {
             let d = ms(v.strip_suffix(',').unwrap());
             // RFC 8216 §4.3.3.1: EXTINF rounded to the nearest integer ≤ TARGETDURATION.
-            assert!((d + 500) / 1000 <= td, "EXTINF {d} ms over TARGETDURATION {td}");
+            assert!(
+                (d + 500) / 1000 <= td,
+                "EXTINF {d} ms over TARGETDURATION {td}"
+            );
             extinf_sum += d;
             pending_extinf = Some(d);
         } else if !l.starts_with('#') {

@@ -86,7 +86,10 @@ mod tests {
     use super::*;
 
     fn fixture() -> Vec<u8> {
-        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/media/h264-360p25-baseline-5s.h264");
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/media/h264-360p25-baseline-5s.h264"
+        );
         std::fs::read(p).expect("fixture")
     }
 
