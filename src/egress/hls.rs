@@ -437,6 +437,21 @@ pub async fn next_ts_part(
     }
 }
 
+/// The part after `at` for a continuous TS viewer, or — when it fell out of the window or the
+/// wait ran out — the newest segment's first part (a whole-GOP skip). `None` when the stream
+/// is gone. What every continuous TS viewer (HTTP, SRT) calls between writes.
+pub async fn follow_ts(
+    registry: &Arc<Registry>,
+    ctx: &Arc<Ctx>,
+    key: &str,
+    at: TsPosition,
+) -> Option<(TsPosition, Vec<Bytes>)> {
+    match next_ts_part(registry, ctx, key, Some(at)).await {
+        Some(n) => Some(n),
+        None => next_ts_part(registry, ctx, key, None).await,
+    }
+}
+
 /// Builds the answer for a request the window can serve now.
 fn ready(
     w: &Windows,

@@ -409,17 +409,13 @@ async fn serve_ts(
             Ok(Ok(())) => client.add_bytes(len as u64),
         }
         let next = tokio::select! {
-            n = hls::next_ts_part(registry, ctx, &sp.key, Some(at)) => n,
+            n = hls::follow_ts(registry, ctx, &sp.key, at) => n,
             _ = client.kick.cancelled() => break CloseReason::Kicked,
             _ = shutdown.changed() => break CloseReason::Shutdown,
         };
         pos = match next {
             Some(n) => n,
-            // Fell out of the window, or the stream paused: start over at the newest segment.
-            None => match hls::next_ts_part(registry, ctx, &sp.key, None).await {
-                Some(n) => n,
-                None => break CloseReason::StreamEnded,
-            },
+            None => break CloseReason::StreamEnded,
         };
     };
     if matches!(reason, CloseReason::StreamEnded | CloseReason::Shutdown) {

@@ -218,7 +218,9 @@ async fn handle(
     };
     sp.query = query;
     let file = file.to_string();
-    match answer_hls(ctx, registry, peer, &sp, flavor, &file).await {
+    let answer = answer_hls(ctx, registry, peer, &sp, flavor, &file).await;
+    let code = answer.status_code();
+    match answer {
         hls::Answer::Ok {
             content_type,
             cache_control,
@@ -238,12 +240,7 @@ async fn handle(
             b.body(Pieces::new(body))
                 .unwrap_or_else(|_| text(500, "bad response", cors))
         }
-        hls::Answer::Error { status, reason } => {
-            let code = status
-                .split(' ')
-                .next()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(500);
+        hls::Answer::Error { reason, .. } => {
             let mut r = text(code, format!("{reason}\n"), cors);
             if code == 503 {
                 r.headers_mut().insert("retry-after", "1".parse().unwrap());

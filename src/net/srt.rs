@@ -280,7 +280,7 @@ async fn play(
         }
         let asked = tokio::time::Instant::now();
         let next = tokio::select! {
-            n = hls::next_ts_part(registry, ctx, key, Some(at)) => n,
+            n = hls::follow_ts(registry, ctx, key, at) => n,
             _ = client.kick.cancelled() => break CloseReason::Kicked,
             _ = shutdown.changed() => break CloseReason::Shutdown,
         };
@@ -292,10 +292,7 @@ async fn play(
         }
         pos = match next {
             Some(n) => n,
-            None => match hls::next_ts_part(registry, ctx, key, None).await {
-                Some(n) => n,
-                None => break CloseReason::StreamEnded,
-            },
+            None => break CloseReason::StreamEnded,
         };
     };
     tracing::info!(%peer, proto = "srt", stream = %key, id = client.id, reason = %reason, bytes = client.bytes(), "viewer closed");
