@@ -201,7 +201,9 @@ pub async fn authorize(cfg: &AuthConfig, req: &Request<'_>) -> Result<(), String
     };
     if !url.is_empty() {
         let timeout = Duration::from_millis(cfg.hook_timeout_ms);
-        hooks::authorize(url, &req.event(action), timeout).await?;
+        // Boxed: the callout's future is large and most servers have no hook; inline it would
+        // sit in every request's and every admission's future, hook or not.
+        Box::pin(hooks::authorize(url, &req.event(action), timeout)).await?;
     }
     Ok(())
 }

@@ -128,9 +128,38 @@ pub async fn serve(
     // so a long-lived viewer's task holds only the viewer loop's state.
     let mut first = true;
     let route = loop {
+        if !first && pending.is_empty() {
+            // Between requests a kept-alive connection (an HLS player's, mostly) holds no
+            // buffer and no request future: it waits for readability only, then the request
+            // phase is allocated again.
+            pending = Vec::new();
+            let idle = Duration::from_millis(ctx.config.http.header_timeout_ms);
+            match tokio::time::timeout(idle, sock.readable()).await {
+                Err(_) => return CloseReason::Timeout("http keep-alive idle"),
+                Ok(Err(e)) => return CloseReason::from_io(&e),
+                Ok(Ok(())) => {}
+            }
+        }
         match Box::pin(route(&mut sock, peer, &ctx, &hls, &mut pending, first)).await {
             Ok(Routed::Viewer(r)) => break r,
             Ok(Routed::Next) => first = false,
+            Ok(Routed::Hls(call)) => {
+                let HlsCall {
+                    req,
+                    sp,
+                    flavor,
+                    file,
+                    cors,
+                } = *call;
+                let answered = Box::pin(serve_hls(
+                    &mut sock, peer, &ctx, &hls, &req, sp, flavor, &file, &cors,
+                ))
+                .await;
+                match answered {
+                    Ok(_) => first = false,
+                    Err(reason) => return reason,
+                }
+            }
             Err(reason) => return reason,
         }
     };
@@ -183,6 +212,18 @@ enum Routed {
     Viewer(Route),
     /// Answered, and the client keeps the connection for its next request.
     Next,
+    /// An HLS request: answered by [`serve`] after the request phase's future is gone, so that
+    /// a held LL-HLS request (blocking reload, preload hint) keeps only its own, smaller one.
+    Hls(Box<HlsCall>),
+}
+
+/// What answering an HLS request needs from the request phase.
+struct HlsCall {
+    req: Request,
+    sp: StreamPath,
+    flavor: hls::Flavor,
+    file: String,
+    cors: Vec<(&'static str, String)>,
 }
 
 /// A request routed to a stream: what the viewer loop needs.
@@ -269,7 +310,14 @@ async fn route(
     }
     if let Some((sp, flavor, file)) = hls_path(&req.path) {
         if ctx.config.hls.enabled {
-            return serve_hls(sock, peer, ctx, hls, &req, sp, flavor, file, &cors).await;
+            let file = file.to_owned();
+            return Ok(Routed::Hls(Box::new(HlsCall {
+                req,
+                sp,
+                flavor,
+                file,
+                cors,
+            })));
         }
     }
     if let Some(rest) = req.path.strip_suffix(".ts") {
@@ -680,18 +728,25 @@ async fn write_all_vectored(sock: &mut TcpStream, pieces: &[&[u8]]) -> std::io::
 
 /// Reads the next request head; `buf` holds bytes already read (a kept-alive connection's next
 /// request) and keeps what follows the head.
+/// Room made in the head buffer before each read: most request heads fit in one.
+const HEAD_READ: usize = 1024;
+
 async fn read_head(
     sock: &mut TcpStream,
     buf: &mut Vec<u8>,
     max_bytes: usize,
     max_headers: usize,
 ) -> Result<Request, CloseReason> {
-    let mut chunk = [0u8; 1024];
     loop {
         if !buf.is_empty() {
             match parse_head(buf, max_headers) {
                 Ok(Some(r)) => {
                     buf.drain(..r.head_len.min(buf.len()));
+                    if buf.is_empty() {
+                        // Nothing of a next request: hold no capacity while this one is served
+                        // (an LL-HLS request may be held for seconds).
+                        *buf = Vec::new();
+                    }
                     return Ok(r);
                 }
                 Ok(None) => {}
@@ -708,15 +763,15 @@ async fn read_head(
                 "http.max_header_bytes ({max_bytes}) exceeded"
             )));
         }
-        buf.reserve(chunk.len());
+        // Read straight into the buffer's spare room (no stack chunk kept in this future).
+        buf.reserve(HEAD_READ);
         let n = sock
-            .read(&mut chunk)
+            .read_buf(buf)
             .await
             .map_err(|e| CloseReason::from_io(&e))?;
         if n == 0 {
             return Err(CloseReason::PeerClosed);
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
