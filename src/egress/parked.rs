@@ -35,6 +35,11 @@ pub struct Core {
     reported: u64,
     /// When the oldest frame held in `batch` (for a merge window) reached the hub.
     held_since: Option<std::time::Instant>,
+    /// When the fan-out last called, and the smoothed time between its calls (the stream's
+    /// frame interval, as this viewer sees it): a merge window closes at the call nearest its
+    /// end rather than at the first one after it.
+    last_call: Option<std::time::Instant>,
+    interval: std::time::Duration,
 }
 
 impl Core {
@@ -82,6 +87,8 @@ impl Slot {
                 error: None,
                 reported: 0,
                 held_since: None,
+                last_call: None,
+                interval: std::time::Duration::ZERO,
             }),
             fd,
             budget: limits.budget,
@@ -150,8 +157,24 @@ impl Sink for Slot {
         }
         if let (Some(since), false) = (core.held_since, self.merge.is_zero()) {
             // Merge window (SRS's mw_latency trade): hold the frames until the oldest has
-            // waited `merge` or the batch is full; the push that comes after that writes them.
-            if since.elapsed() < self.merge && core.batch.frames.len() < self.budget.max_frames {
+            // waited about `merge` or the batch is full. Frames come at pushes, so the window
+            // closes at the push nearest its end: waiting for the first push past it held the
+            // oldest frame up to a whole frame interval longer (300 ms instead of 200 at 10 fps
+            // whenever the push at 200 ms came a hair early), which was most of the tail.
+            let now = std::time::Instant::now();
+            if let Some(prev) = core.last_call {
+                let gap = now.saturating_duration_since(prev).min(self.merge);
+                core.interval = if core.interval.is_zero() {
+                    gap
+                } else {
+                    (core.interval * 7 + gap) / 8
+                };
+            }
+            core.last_call = Some(now);
+            let waited = now.saturating_duration_since(since);
+            if waited + core.interval / 2 < self.merge
+                && core.batch.frames.len() < self.budget.max_frames
+            {
                 return true;
             }
         }
