@@ -87,8 +87,9 @@ pub fn listen_backlog(setting: u32, somaxconn: Option<u32>) -> u32 {
 }
 
 /// What the kernel's limits will cap below the settings, one sentence each naming the setting,
-/// the numbers and what to raise. Empty when nothing does.
-pub fn warnings(limits: &LimitsConfig, k: &KernelLimits) -> Vec<String> {
+/// the numbers and what to raise. Empty when nothing does. Local ports matter only to a node
+/// that opens connections to origins (`pulls`): a server that only accepts needs none.
+pub fn warnings(limits: &LimitsConfig, k: &KernelLimits, pulls: bool) -> Vec<String> {
     let mut out = Vec::new();
     let max = limits.max_connections as u64;
     // RLIM_INFINITY: no cap.
@@ -113,7 +114,7 @@ pub fn warnings(limits: &LimitsConfig, k: &KernelLimits) -> Vec<String> {
             ));
         }
     }
-    if let Some(ports) = k.local_ports {
+    if let Some(ports) = k.local_ports.filter(|_| pulls) {
         if u64::from(ports) < max {
             out.push(format!(
                 "net.ipv4.ip_local_port_range gives {ports} local ports, below \
@@ -144,7 +145,7 @@ mod tests {
             nofile: Some(1024),
             ..KernelLimits::default()
         };
-        let w = warnings(&limits(50_000, 4096), &k);
+        let w = warnings(&limits(50_000, 4096), &k, true);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("RLIMIT_NOFILE) is 1024"), "{}", w[0]);
         assert!(w[0].contains("about 960 connections"), "{}", w[0]);
@@ -157,13 +158,13 @@ mod tests {
             nofile: Some(20_000),
             ..KernelLimits::default()
         };
-        assert!(warnings(&limits(19_936, 4096), &k).is_empty());
-        assert_eq!(warnings(&limits(19_937, 4096), &k).len(), 1);
+        assert!(warnings(&limits(19_936, 4096), &k, true).is_empty());
+        assert_eq!(warnings(&limits(19_937, 4096), &k, true).len(), 1);
         let unlimited = KernelLimits {
             nofile: Some(libc::RLIM_INFINITY),
             ..KernelLimits::default()
         };
-        assert!(warnings(&limits(10_000_000, 4096), &unlimited).is_empty());
+        assert!(warnings(&limits(10_000_000, 4096), &unlimited, true).is_empty());
     }
 
     #[test]
@@ -172,7 +173,7 @@ mod tests {
             somaxconn: Some(128),
             ..KernelLimits::default()
         };
-        let w = warnings(&limits(1000, 4096), &k);
+        let w = warnings(&limits(1000, 4096), &k, true);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("somaxconn is 128"), "{}", w[0]);
         assert!(w[0].contains("limits.listen_backlog = 4096"), "{}", w[0]);
@@ -180,7 +181,7 @@ mod tests {
             somaxconn: Some(4096),
             ..KernelLimits::default()
         };
-        assert!(warnings(&limits(1000, 4096), &enough).is_empty());
+        assert!(warnings(&limits(1000, 4096), &enough, true).is_empty());
     }
 
     #[test]
@@ -189,10 +190,12 @@ mod tests {
             local_ports: Some(28_232),
             ..KernelLimits::default()
         };
-        let w = warnings(&limits(50_000, 4096), &k);
+        let w = warnings(&limits(50_000, 4096), &k, true);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("28232 local ports"), "{}", w[0]);
-        assert!(warnings(&limits(50_000, 4096), &KernelLimits::default()).is_empty());
+        assert!(warnings(&limits(50_000, 4096), &KernelLimits::default(), true).is_empty());
+        // A node that pulls from no origin opens no outgoing connections: no warning.
+        assert!(warnings(&limits(50_000, 4096), &k, false).is_empty());
     }
 
     #[test]
@@ -202,7 +205,7 @@ mod tests {
             somaxconn: Some(128),
             local_ports: Some(100),
         };
-        assert_eq!(warnings(&limits(50_000, 4096), &k).len(), 3);
+        assert_eq!(warnings(&limits(50_000, 4096), &k, true).len(), 3);
     }
 
     #[test]
