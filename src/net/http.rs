@@ -115,19 +115,35 @@ pub fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Request>, Hea
     }
 }
 
-/// Serves one HTTP connection; returns why it closed.
+/// How an HTTP connection's request phase ended.
+pub enum Served {
+    /// The connection is closed (or left to close): why.
+    Closed(CloseReason),
+    /// The connection is an FLV viewer's from now on: run [`watch`] on it, as a task of its
+    /// own (see there).
+    Viewer(Box<Viewing>),
+}
+
+/// A connection routed to a stream, between its request phase and its viewer loop.
+pub struct Viewing {
+    sock: TcpStream,
+    ctx: Arc<Ctx>,
+    route: Route,
+}
+
+/// Serves one HTTP connection's requests until it is closed or becomes a viewer's.
 pub async fn serve(
     mut sock: TcpStream,
     peer: SocketAddr,
     ctx: Arc<Ctx>,
     hls: Arc<hls::Registry>,
-) -> CloseReason {
+) -> Served {
     // Bytes read past a request head: the start of the next request on a kept-alive connection.
     let mut pending = Vec::new();
     // The request phase is boxed: its buffers and futures are freed once the request is routed,
     // so a long-lived viewer's task holds only the viewer loop's state.
     let mut first = true;
-    let route = loop {
+    loop {
         if !first && pending.is_empty() {
             // Between requests a kept-alive connection (an HLS player's, mostly) holds no
             // buffer and no request future: it waits for readability only, then the request
@@ -135,35 +151,37 @@ pub async fn serve(
             pending = Vec::new();
             let idle = Duration::from_millis(ctx.config.http.header_timeout_ms);
             match tokio::time::timeout(idle, sock.readable()).await {
-                Err(_) => return CloseReason::Timeout("http keep-alive idle"),
-                Ok(Err(e)) => return CloseReason::from_io(&e),
+                Err(_) => return Served::Closed(CloseReason::Timeout("http keep-alive idle")),
+                Ok(Err(e)) => return Served::Closed(CloseReason::from_io(&e)),
                 Ok(Ok(())) => {}
             }
         }
         match Box::pin(route(&mut sock, peer, &ctx, &hls, &mut pending, first)).await {
-            Ok(Routed::Viewer(r)) => break r,
+            Ok(Routed::Viewer(route)) => {
+                return Served::Viewer(Box::new(Viewing { sock, ctx, route }))
+            }
             Ok(Routed::Next) => first = false,
             Ok(Routed::Hls(call)) => {
-                let HlsCall {
-                    req,
-                    sp,
-                    flavor,
-                    file,
-                    cors,
-                } = *call;
-                let answered = Box::pin(serve_hls(
-                    &mut sock, peer, &ctx, &hls, &req, sp, flavor, &file, &cors,
-                ))
-                .await;
-                match answered {
+                match Box::pin(serve_hls(&mut sock, peer, &ctx, &hls, call)).await {
                     Ok(_) => first = false,
-                    Err(reason) => return reason,
+                    Err(reason) => return Served::Closed(reason),
                 }
             }
-            Err(reason) => return reason,
+            Err(reason) => return Served::Closed(reason),
         }
-    };
-    drop(pending);
+    }
+}
+
+/// Runs an FLV viewer's loop on a connection [`serve`] routed to a stream; returns why it
+/// closed. The caller spawns it as a task of its own: a task's allocation is the size of its
+/// future, and this one holds only the viewer's state, not the request phase's (the HLS and
+/// push paths made that larger than the viewer loop itself).
+pub async fn watch(v: Box<Viewing>) -> CloseReason {
+    let Viewing {
+        mut sock,
+        ctx,
+        route,
+    } = *v;
     let Route {
         sub,
         mut egress,
@@ -580,17 +598,14 @@ async fn serve_hls(
     peer: SocketAddr,
     ctx: &Arc<Ctx>,
     registry: &Arc<hls::Registry>,
-    req: &Request,
-    mut sp: StreamPath,
-    flavor: hls::Flavor,
-    file: &str,
-    cors: &[(&'static str, String)],
+    mut call: Box<HlsCall>,
 ) -> Result<Routed, CloseReason> {
-    sp.query = req.query.clone();
-    let answer = answer_hls(ctx, registry, peer, &sp, flavor, file).await;
-    let keep = req.keep_alive && !*ctx.shutdown.borrow();
-    let head_only = req.method == "HEAD";
-    if let Err(e) = write_hls(sock, &answer, keep, head_only, cors).await {
+    // The call stays boxed: this future holds a pointer, not the request.
+    call.sp.query = call.req.query.clone();
+    let answer = answer_hls(ctx, registry, peer, &call.sp, call.flavor, &call.file).await;
+    let keep = call.req.keep_alive && !*ctx.shutdown.borrow();
+    let head_only = call.req.method == "HEAD";
+    if let Err(e) = write_hls(sock, &answer, keep, head_only, &call.cors).await {
         return Err(CloseReason::from_io(&e));
     }
     if keep {

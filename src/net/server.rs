@@ -324,9 +324,22 @@ fn spawn_conn(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, proto: Proto, gu
         }
         Proto::Http => {
             tokio::spawn(async move {
-                let _guard = guard;
-                let reason = super::http::serve(sock, peer, ctx.clone(), hls_registry(&ctx)).await;
-                ctx.conn_counters.closed(proto as usize, &reason);
+                let served = super::http::serve(sock, peer, ctx.clone(), hls_registry(&ctx)).await;
+                match served {
+                    super::http::Served::Closed(reason) => {
+                        drop(guard);
+                        ctx.conn_counters.closed(proto as usize, &reason);
+                    }
+                    // A viewer's loop runs as a task of its own, sized to the viewer's state
+                    // alone (this one ends here and frees the request phase's).
+                    super::http::Served::Viewer(v) => {
+                        tokio::spawn(async move {
+                            let _guard = guard;
+                            let reason = super::http::watch(v).await;
+                            ctx.conn_counters.closed(proto as usize, &reason);
+                        });
+                    }
+                }
             });
         }
         Proto::Https => {
