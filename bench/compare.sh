@@ -21,7 +21,13 @@
 #   H3  LL-HLS + classic (TS) viewers, half each, through an nginx proxy_cache tier in front of
 #       sluice (bench/nginx-cache.conf.template), at 500 and 2 000 viewers, 30 s: origin
 #       requests per segment/part from sluice's /metrics, origin CPU
-#   (H* are not in the default set: SCENARIOS="H1 H2 H3". The HLS viewers start after
+#   S6  join storms on the 180p low-bitrate clip (small frames: the cost is per write), the tool's
+#       viewers spread over 4 event loops (--runtimes 4): 19 000 viewers joining at 2 000/s and at
+#       10 000/s (sluice HTTP-FLV and RTMP, nginx-rtmp RTMP); a reconnect storm (10 000 viewers,
+#       all dropped and reconnected within 1 s, 10 s in); 19 500 HTTP-FLV viewers with
+#       `egress.merge_ms = 200` (latency within the merge window). Not in the default set
+#       (SCENARIOS=S6); ≈6 min.
+#   (H* and S6 are not in the default set: SCENARIOS="H1 H2 H3". The HLS viewers start after
 #   H_WARMUP seconds of publishing (16; 3 in smoke runs) during which the tool requests the
 #   playlist once, so that the segment windows are full in the RSS baseline.)
 #
@@ -92,6 +98,13 @@ slow_timeout_ms = 10000
 [egress]
 merge_ms = 350
 TOML
+cat > "$OUT/sluice-mw200.toml" <<'TOML'
+[hub]
+slow_timeout_ms = 10000
+
+[egress]
+merge_ms = 200
+TOML
 cat > "$OUT/sluice-ah0.toml" <<'TOML'
 [hub]
 slow_timeout_ms = 10000
@@ -138,6 +151,7 @@ start_server() {
     sluice-*)
       case "$run" in
         *-mw) conf="$OUT/sluice-mw350.toml" ;;
+        *-mw200) conf="$OUT/sluice-mw200.toml" ;;
         *-ah0) conf="$OUT/sluice-ah0.toml" ;;
       esac
       for port in "$S_RTMP" "$S_HTTP"; do
@@ -338,6 +352,21 @@ for scen in $SCENARIOS; do
         SECOND=()
       done
       WITH_METRICS=0
+      ;;
+    S6)
+      n=$(scaled 19000) nr=$(scaled 10000) nm=$(scaled 19500)
+      S6_ARGS=(--clip "$CLIP180" --duration "$(dur 20)" --read-buf 4096 --connect-timeout 20 --runtimes 4)
+      for rate in 2000 10000; do
+        for run in sluice-http sluice-rtmp nginx-rtmp; do
+          [ "$run" = sluice-rtmp ] && [ "$rate" = 10000 ] && continue
+          bench S6 "$run" "$run-$rate" s6 -n "$n" --rate "$rate" "${S6_ARGS[@]}"
+        done
+      done
+      for run in sluice-http nginx-rtmp; do
+        bench S6 "$run" "$run-reconnect" s6 -n "$nr" --rate 2000 "${S6_ARGS[@]}" \
+          --reconnect-at 10 --reconnect-within 1
+      done
+      bench S6 sluice-http-mw200 sluice-http-mw200 s6 -n "$nm" --rate 2000 "${S6_ARGS[@]}"
       ;;
     *) echo "unknown scenario $scen" >&2; exit 2 ;;
   esac

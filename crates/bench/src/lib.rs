@@ -113,6 +113,20 @@ pub struct Args {
     /// Seconds one HLS request may take (blocking reloads are held by the server).
     #[arg(long, default_value_t = 10.0)]
     pub hls_timeout: f64,
+    /// Spread the viewers over this many single-threaded runtimes, each on its own thread
+    /// with its own epoll (0: all on the main runtime's `--threads` workers). One event loop
+    /// reading ~20,000 sockets adds seconds to the latency tail by itself; several loops,
+    /// like several tool processes, do not.
+    #[arg(long, default_value_t = 0)]
+    pub runtimes: usize,
+    /// Reconnect storm: this many seconds after the first viewer started, every normal FLV or
+    /// RTMP viewer drops its connection and connects again, the drops spread over
+    /// `--reconnect-within` seconds. The report gives the time until each is live again.
+    #[arg(long)]
+    pub reconnect_at: Option<f64>,
+    /// Span of the reconnect storm, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub reconnect_within: f64,
 }
 
 impl Args {
@@ -253,7 +267,13 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         connect_timeout: secs(args.connect_timeout),
         mode,
         hls: hls_shared,
+        reconnect: args.reconnect_at.map(|at| viewer::Reconnect {
+            at: ramp_start + secs(at),
+            within: secs(args.reconnect_within),
+            of: args.viewers,
+        }),
     });
+    let pool = RuntimePool::new(args.runtimes);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut handles = Vec::with_capacity(args.viewers);
     for i in 0..args.viewers {
@@ -262,14 +282,17 @@ pub async fn run(args: &Args) -> Result<Report, String> {
             break;
         }
         tokio::time::sleep_until(at).await;
-        handles.push(tokio::spawn(viewer::run(
+        handles.push(pool.spawn(
             i,
-            i % streams,
-            args.kind_of(i),
-            setup.clone(),
-            tables[i % streams].clone(),
-            stop_rx.clone(),
-        )));
+            viewer::run(
+                i,
+                i % streams,
+                args.kind_of(i),
+                setup.clone(),
+                tables[i % streams].clone(),
+                stop_rx.clone(),
+            ),
+        ));
     }
     tokio::time::sleep_until(end).await;
     // Taken before the publishers are told to stop: a fast server may end its viewers before
@@ -377,6 +400,12 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         ("ambiguous_clip_frames", table.ambiguous.to_string()),
         ("mode", format!("{mode:?}").to_lowercase()),
         ("no_publish", args.no_publish.to_string()),
+        ("runtimes", args.runtimes.to_string()),
+        (
+            "reconnect_at",
+            args.reconnect_at.map_or("-".into(), |a| a.to_string()),
+        ),
+        ("reconnect_within", args.reconnect_within.to_string()),
     ] {
         settings.insert(k.to_owned(), v);
     }
@@ -391,6 +420,68 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         server,
         origin,
     })
+}
+
+/// Viewer tasks' runtimes: the caller's, or `n` single-threaded ones on their own threads
+/// (viewer `i` on runtime `i % n`), stopped when the pool is dropped.
+struct RuntimePool {
+    handles: Vec<tokio::runtime::Handle>,
+    stop: Option<watch::Sender<bool>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl RuntimePool {
+    fn new(n: usize) -> RuntimePool {
+        let (tx, rx) = watch::channel(false);
+        let mut pool = RuntimePool {
+            handles: Vec::with_capacity(n),
+            stop: Some(tx),
+            threads: Vec::with_capacity(n),
+        };
+        for k in 0..n {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("viewer runtime");
+            pool.handles.push(rt.handle().clone());
+            let mut rx = rx.clone();
+            pool.threads.push(
+                std::thread::Builder::new()
+                    .name(format!("viewers-{k}"))
+                    .spawn(move || {
+                        rt.block_on(async move {
+                            let _ = rx.wait_for(|s| *s).await;
+                        });
+                        // Tasks still there (none after a normal run) are dropped here.
+                        rt.shutdown_background();
+                    })
+                    .expect("viewer thread"),
+            );
+        }
+        pool
+    }
+
+    fn spawn<F>(&self, i: usize, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.handles.len() {
+            0 => tokio::spawn(f),
+            n => self.handles[i % n].spawn(f),
+        }
+    }
+}
+
+impl Drop for RuntimePool {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(true);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Raises the soft open-files limit to the hard limit (thousands of viewers need it).

@@ -71,6 +71,23 @@ pub struct Group {
     pub bytes: u64,
     /// HLS figures, for HLS modes.
     pub hls: Option<HlsGroup>,
+    /// Reconnect storm figures (when the run had one).
+    pub reconnect: Option<ReconnectGroup>,
+}
+
+/// What a reconnect storm cost the viewers that took part.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconnectGroup {
+    /// Viewers that dropped and reconnected.
+    pub viewers: usize,
+    /// Of them, live again (received a frame sent after their new connection was accepted).
+    pub live_again: usize,
+    /// From the drop to the first live frame.
+    pub recover: Quantiles,
+    /// Viewers not live again within 2 s of their drop (never live again included).
+    pub over_2s: usize,
+    /// Video frames the new connections did not deliver, summed over the viewers.
+    pub missed_frames: u64,
 }
 
 /// HLS figures of a group of viewers.
@@ -170,7 +187,21 @@ pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: &[u64]) -> Grou
     let mut ratios = Vec::new();
     let mut hls: Option<HlsGroup> = None;
     let (mut arrival, mut fetched) = (Histogram::new(), std::collections::BTreeSet::new());
+    let mut recover = Histogram::new();
     for (r, &frames_sent) in results.iter().zip(frames_sent) {
+        if let Some(rec) = r.recovery {
+            let x = g.reconnect.get_or_insert_with(ReconnectGroup::default);
+            x.viewers += 1;
+            x.missed_frames += rec.missed;
+            match rec.live_again {
+                Some(d) => {
+                    x.live_again += 1;
+                    recover.record(d);
+                    x.over_2s += usize::from(d > Duration::from_secs(2));
+                }
+                None => x.over_2s += 1,
+            }
+        }
         if let Some(st) = &r.hls {
             let h = hls.get_or_insert_with(HlsGroup::default);
             for (k, v) in &st.requests {
@@ -213,6 +244,9 @@ pub fn group(kind: &str, results: &[&ViewerResult], frames_sent: &[u64]) -> Grou
         } else {
             r.frames as f64 / expected as f64
         });
+    }
+    if let Some(x) = &mut g.reconnect {
+        x.recover = Quantiles::of(&recover);
     }
     g.ttff = Quantiles::of(&ttff);
     g.latency = Quantiles::of(&lat);
@@ -286,6 +320,13 @@ impl Report {
                     "", h.units, h.distinct_segments, h.distinct_parts, h.stalls, h.stall_ms, h.viewers_stalled,
                     h.skipped, h.arrival_latency.p50_ms, h.arrival_latency.p99_ms, h.no_origin,
                     h.requests, h.errors, h.connects
+                );
+            }
+            if let Some(x) = &g.reconnect {
+                let _ = writeln!(
+                    s,
+                    "{:8} reconnect storm: {} viewers, {} live again | drop → live p50 {} ms p99 {} ms max {} ms | over 2 s {} | frames missed {}",
+                    "", x.viewers, x.live_again, x.recover.p50_ms, x.recover.p99_ms, x.recover.max_ms, x.over_2s, x.missed_frames
                 );
             }
             let ended: Vec<String> = g.ended.iter().map(|(k, v)| format!("{k}: {v}")).collect();

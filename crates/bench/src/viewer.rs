@@ -72,6 +72,32 @@ pub struct ViewerSetup {
     pub mode: Mode,
     /// For HLS modes: the run's shared state.
     pub hls: Option<Arc<crate::hls::HlsShared>>,
+    /// Reconnect storm (FLV and RTMP viewers): viewer `i` of `n` drops its connection at
+    /// `at + within × i / n` and connects again at once.
+    pub reconnect: Option<Reconnect>,
+}
+
+/// When viewers drop their connections and connect again (a reconnect storm).
+#[derive(Debug, Clone, Copy)]
+pub struct Reconnect {
+    /// When the first viewer drops.
+    pub at: tokio::time::Instant,
+    /// Span over which the drops are spread.
+    pub within: Duration,
+    /// Viewers in the run (the spread's denominator).
+    pub of: usize,
+}
+
+/// What a viewer's reconnect cost it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Recovery {
+    /// From dropping the connection until the first frame the publisher sent after the new
+    /// connection was accepted (the viewer is live again; `None`: never within the run).
+    pub live_again: Option<Duration>,
+    /// Video frames sent between the last frame received before the drop and the first one
+    /// received after it that the new connection did not deliver (a GOP-cache start replays
+    /// the frames since the keyframe, so usually 0).
+    pub missed: u64,
 }
 
 /// What one viewer saw.
@@ -106,6 +132,8 @@ pub struct ViewerResult {
     pub ended_at: Instant,
     /// HLS figures (HLS modes only).
     pub hls: Option<Box<crate::hls::HlsStats>>,
+    /// The reconnect storm's effect on this viewer (when it took part).
+    pub recovery: Option<Recovery>,
 }
 
 /// Per-frame bookkeeping.
@@ -114,6 +142,11 @@ struct Tally<'a> {
     start: Instant,
     connected_at: Instant,
     r: ViewerResult,
+    /// Sequence number of the last matched frame.
+    last_seq: Option<u64>,
+    /// Set at a reconnect: when the old connection was dropped and the last sequence number
+    /// it delivered; cleared by the first frame received on the new connection.
+    dropped: Option<(Instant, Option<u64>)>,
 }
 
 impl Tally<'_> {
@@ -140,6 +173,21 @@ impl Tally<'_> {
             if self.r.first_seq.is_none() {
                 self.r.first_seq = Some(seq.saturating_sub(self.r.frames - 1));
             }
+            if let Some((at, before)) = self.dropped {
+                let rec = self.r.recovery.get_or_insert_with(Recovery::default);
+                if let Some(b) = before.filter(|_| rec.live_again.is_none() && rec.missed == 0) {
+                    // Only the first frame after the drop tells what the new connection skipped.
+                    rec.missed = seq.saturating_sub(b + 1);
+                }
+                if live.is_some() {
+                    rec.live_again = Some(now - at);
+                    self.dropped = None;
+                } else {
+                    // Replayed GOP-cache frames: keep waiting for a live one, but the gap is known.
+                    self.dropped = Some((at, None));
+                }
+            }
+            self.last_seq = Some(seq);
             if let Some(l) = live {
                 self.r.latency.record(l);
             }
@@ -261,7 +309,10 @@ pub async fn run(
             bytes: 0,
             ended_at: start,
             hls: None,
+            recovery: None,
         },
+        last_seq: None,
+        dropped: None,
     };
     let url = setup
         .play_url
@@ -275,10 +326,32 @@ pub async fn run(
                 Err(e) => e,
             }
         }
-        Ok(url) => match session(&url, kind, &setup, &mut t, &mut stop).await {
-            Ok(()) => END_OF_TEST.to_owned(),
-            Err(e) => e,
-        },
+        Ok(url) => {
+            let drop_at = setup
+                .reconnect
+                .filter(|_| kind == Kind::Normal)
+                .map(|r| r.at + r.within.mul_f64(id as f64 / r.of.max(1) as f64));
+            let first = match drop_at {
+                Some(at) => tokio::select! {
+                    r = session(&url, kind, &setup, &mut t, &mut stop) => Some(r),
+                    _ = tokio::time::sleep_until(at) => None,
+                },
+                None => Some(session(&url, kind, &setup, &mut t, &mut stop).await),
+            };
+            let res = match first {
+                Some(r) => r,
+                None => {
+                    // The storm: the old connection is dropped (closed) here, a new one starts.
+                    t.dropped = Some((Instant::now(), t.last_seq));
+                    t.r.recovery = Some(Recovery::default());
+                    session(&url, kind, &setup, &mut t, &mut stop).await
+                }
+            };
+            match res {
+                Ok(()) => END_OF_TEST.to_owned(),
+                Err(e) => e,
+            }
+        }
     };
     t.r.end = end;
     t.r.ended_at = Instant::now();
