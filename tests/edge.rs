@@ -592,3 +592,52 @@ fn long_failover_gaps() {
     assert!(!v.snapshot().ended, "the viewer was disconnected");
     drop(v.stop());
 }
+
+/// Auth passes through: an origin with a play token accepts an edge that adds its own
+/// credential (`query`) and one that passes its viewer's token on (`pass_query`); without a
+/// token the origin refuses the pull and the viewer gets 404, not a stream.
+#[test]
+fn auth_passes_through_to_the_origin() {
+    let dir = scratch("edge-auth");
+    let o = Node::start(
+        &dir,
+        "o",
+        "127.0.0.2",
+        "[[auth.rules]]\napp = \"live\"\nplay_token = \"s3cret\"\n",
+    );
+    let origin = [format!("rtmp://{}", o.rtmp)];
+    let own = Node::start(
+        &dir,
+        "own",
+        "127.0.0.4",
+        &edge_config(&origin, "query = \"token=s3cret\"\n"),
+    );
+    let pass = Node::start(
+        &dir,
+        "pass",
+        "127.0.0.6",
+        &edge_config(&origin, "pass_query = true\nstart_wait_ms = 1500\n"),
+    );
+    let _publisher = publish_forever(&format!("rtmp://{}/{KEY}", o.rtmp));
+    wait_until(Duration::from_secs(10), "the stream at the origin", || {
+        o.get("/api/v1/streams").contains("\"publishing\": true")
+    });
+    assert_eq!(common::http_status(o.http, &format!("/{KEY}.flv")), 403);
+    assert_eq!(common::http_status(own.http, &format!("/{KEY}.flv")), 200);
+    assert_eq!(
+        common::http_status(pass.http, &format!("/{KEY}.flv?token=s3cret")),
+        200
+    );
+    // A viewer without the token on a fresh pull: the origin refuses it.
+    let pass2 = Node::start(
+        &dir,
+        "pass2",
+        "127.0.0.7",
+        &edge_config(&origin, "pass_query = true\nstart_wait_ms = 1500\n"),
+    );
+    assert_eq!(common::http_status(pass2.http, &format!("/{KEY}.flv")), 404);
+    wait_until(Duration::from_secs(3), "the refusal to be counted", || {
+        pass2.get("/metrics").contains("reason=\"refused\"")
+            || pass2.get("/metrics").contains("reason=\"not_found\"")
+    });
+}
