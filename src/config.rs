@@ -26,6 +26,10 @@ pub struct Config {
     pub hls: HlsConfig,
     pub https: HttpsConfig,
     pub srt: SrtConfig,
+    /// Edge pulls (`[[edge]]`, src/relay): streams fetched on demand from origins.
+    pub edge: Vec<EdgeConfig>,
+    /// Forwards (`[[forward]]`, src/relay): streams published here pushed to RTMP targets.
+    pub forward: Vec<ForwardConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -561,6 +565,12 @@ impl Config {
                 "merge budgets must be positive",
             );
         }
+        for e in &self.edge {
+            e.validate()?;
+        }
+        for f in &self.forward {
+            f.validate()?;
+        }
         if self.ingest.read_buffer_min == 0
             || self.ingest.read_buffer_min > self.ingest.read_buffer_max
         {
@@ -631,6 +641,221 @@ impl HookUrl {
             port,
             path: path.to_string(),
         })
+    }
+}
+
+/// One `[[edge]]`: the streams of matching apps are pulled from `origins` when a viewer asks
+/// for one the hub does not have (src/relay/pull.rs). See config/sluice.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// App pattern (`*` wildcards), e.g. `live`.
+    pub app: String,
+    /// Stream pattern (default `*`).
+    #[serde(default = "star")]
+    pub stream: String,
+    /// Origins in order of preference: `rtmp://host[:port]` or `http://host[:port]` (HTTP-FLV).
+    pub origins: Vec<String>,
+    /// The pull stops this long after its last viewer left (default 10 s).
+    #[serde(default = "edge_linger")]
+    pub linger_ms: u64,
+    /// How long the first viewers wait for the pull's first frames (default 5 s).
+    #[serde(default = "edge_start_wait")]
+    pub start_wait_ms: u64,
+    /// TCP connect plus handshake plus play answer, per origin (default 2 s).
+    #[serde(default = "two_s")]
+    pub connect_timeout_ms: u64,
+    /// An origin that sends no media for this long is left (default 2 s).
+    #[serde(default = "two_s")]
+    pub no_data_timeout_ms: u64,
+    /// First retry delay of a failed origin, doubling per failure (default 500 ms).
+    #[serde(default = "backoff_min")]
+    pub backoff_min_ms: u64,
+    /// Longest retry delay (default 10 s).
+    #[serde(default = "backoff_max")]
+    pub backoff_max_ms: u64,
+    /// Pass the first viewer's query (its token, signed URL) on to the origin (default false:
+    /// the edge checks it with its own `[auth]`).
+    #[serde(default)]
+    pub pass_query: bool,
+    /// Query added to every pull, e.g. `token=edge-secret` for an origin's play rule.
+    #[serde(default)]
+    pub query: String,
+}
+
+/// One `[[forward]]`: streams of matching apps published here are pushed to every target
+/// (src/relay/forward.rs). See config/sluice.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// App pattern (`*` wildcards).
+    pub app: String,
+    /// Stream pattern (default `*`).
+    #[serde(default = "star")]
+    pub stream: String,
+    /// `rtmp://host[:port]` targets; the stream keeps its app and name there.
+    pub targets: Vec<String>,
+    /// TCP connect plus handshake plus publish answer (default 2 s).
+    #[serde(default = "two_s")]
+    pub connect_timeout_ms: u64,
+    /// First reconnect delay, doubling per failure (default 500 ms).
+    #[serde(default = "backoff_min")]
+    pub backoff_min_ms: u64,
+    /// Longest reconnect delay (default 10 s).
+    #[serde(default = "backoff_max")]
+    pub backoff_max_ms: u64,
+    /// Query added to the published name, e.g. `token=…` for the target's publish rule.
+    #[serde(default)]
+    pub query: String,
+}
+
+fn edge_linger() -> u64 {
+    10_000
+}
+fn edge_start_wait() -> u64 {
+    5_000
+}
+fn two_s() -> u64 {
+    2_000
+}
+fn backoff_min() -> u64 {
+    500
+}
+fn backoff_max() -> u64 {
+    10_000
+}
+
+fn check_patterns(field: &'static str, app: &str, stream: &str) -> Result<(), ConfigError> {
+    if app.is_empty() || stream.is_empty() {
+        return Err(ConfigError::Invalid {
+            field,
+            value: format!("{{ app = {app:?}, stream = {stream:?} }}"),
+            reason: "app and stream patterns must not be empty",
+        });
+    }
+    Ok(())
+}
+
+fn check_urls(field: &'static str, urls: &[String], http_ok: bool) -> Result<(), ConfigError> {
+    let bad = |value: String, reason| ConfigError::Invalid {
+        field,
+        value,
+        reason,
+    };
+    if urls.is_empty() {
+        return Err(bad("[]".into(), "needs at least one URL"));
+    }
+    for u in urls {
+        match RelayUrl::parse(u) {
+            Some(r) if http_ok || r.scheme == RelayScheme::Rtmp => {}
+            _ if http_ok => {
+                return Err(bad(
+                    u.clone(),
+                    "must be rtmp://host[:port] or http://host[:port]",
+                ))
+            }
+            _ => return Err(bad(u.clone(), "must be rtmp://host[:port]")),
+        }
+    }
+    Ok(())
+}
+
+impl EdgeConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_patterns("edge", &self.app, &self.stream)?;
+        check_urls("edge.origins", &self.origins, true)?;
+        if self.connect_timeout_ms == 0 || self.no_data_timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                field: "edge.no_data_timeout_ms",
+                value: self.no_data_timeout_ms.to_string(),
+                reason: "timeouts must be positive",
+            });
+        }
+        if self.backoff_min_ms == 0 || self.backoff_min_ms > self.backoff_max_ms {
+            return Err(ConfigError::Invalid {
+                field: "edge.backoff_min_ms",
+                value: self.backoff_min_ms.to_string(),
+                reason: "must be positive and at most backoff_max_ms",
+            });
+        }
+        Ok(())
+    }
+}
+
+impl ForwardConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_patterns("forward", &self.app, &self.stream)?;
+        check_urls("forward.targets", &self.targets, false)?;
+        if self.connect_timeout_ms == 0
+            || self.backoff_min_ms == 0
+            || self.backoff_min_ms > self.backoff_max_ms
+        {
+            return Err(ConfigError::Invalid {
+                field: "forward.backoff_min_ms",
+                value: self.backoff_min_ms.to_string(),
+                reason: "timeouts must be positive, backoff_min_ms at most backoff_max_ms",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The protocol of an origin or forward target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayScheme {
+    Rtmp,
+    /// HTTP-FLV (pull only).
+    Http,
+}
+
+/// A parsed `rtmp://host[:port]` or `http://host[:port]` (no path: the stream keeps its
+/// `app/name` there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayUrl {
+    pub scheme: RelayScheme,
+    pub host: String,
+    pub port: u16,
+}
+
+impl RelayUrl {
+    /// Parses an origin or target; `None` for other schemes, a path, or a bad port.
+    pub fn parse(url: &str) -> Option<RelayUrl> {
+        let (scheme, rest, port) = if let Some(r) = url.strip_prefix("rtmp://") {
+            (RelayScheme::Rtmp, r, 1935)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (RelayScheme::Http, r, 80)
+        } else {
+            return None;
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.is_empty()
+            || rest.contains(['/', '@', '?', '#'])
+            || rest.bytes().any(|b| b.is_ascii_control() || b == b' ')
+        {
+            return None;
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse().ok()?),
+            _ => (rest, port),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || port == 0 {
+            return None;
+        }
+        Some(RelayUrl {
+            scheme,
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// `host:port` for connecting and for `Host:`/`tcUrl`.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -752,6 +977,33 @@ mod tests {
                 prev_comment = false;
             }
         }
+    }
+
+    #[test]
+    fn edge_and_forward_sections() {
+        let c = Config::from_toml(
+            "[[edge]]\napp = \"live\"\norigins = [\"rtmp://127.0.0.2\", \"http://o:8080/\"]\n\
+             [[forward]]\napp = \"*\"\ntargets = [\"rtmp://127.0.0.3:1936\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.edge[0].linger_ms, 10_000);
+        assert_eq!(c.edge[0].stream, "*");
+        let o = RelayUrl::parse(&c.edge[0].origins[1]).unwrap();
+        assert_eq!(
+            (o.scheme, o.authority()),
+            (RelayScheme::Http, "o:8080".into())
+        );
+        assert_eq!(RelayUrl::parse("rtmp://h").unwrap().port, 1935);
+        assert!(RelayUrl::parse("rtmp://h/app").is_none());
+        assert!(RelayUrl::parse("srt://h:1").is_none());
+        let e = Config::from_toml("[[forward]]\napp = \"live\"\ntargets = [\"http://x\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("forward.targets"), "{e}");
+        let e = Config::from_toml("[[edge]]\napp = \"live\"\norigins = []")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("edge.origins"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! things live"):
 //! - [`net`]: listeners, placement, the HTTP and RTMP front doors → everything below;
 //! - [`control`]: metrics, the JSON API, the console → session;
+//! - [`relay`]: edge pulls and forwards → ingest, access, session;
 //! - [`ingest`], [`egress`]: one module per protocol → access, session;
 //! - [`access`]: auth and hooks → session;
 //! - [`session`]: the shared context, client registry, counters, close reasons, names;
@@ -18,6 +19,7 @@ pub mod egress;
 pub mod fuzzing;
 pub mod ingest;
 pub mod net;
+pub mod relay;
 pub mod session;
 
 pub use config::Config;

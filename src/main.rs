@@ -150,7 +150,7 @@ fn main() -> ExitCode {
     // Before the runtimes: every connection is a file, and distributions start a process at a
     // soft limit of 1,024 open files.
     let kernel = sluice::net::limits::KernelLimits::raise_and_read();
-    for warning in sluice::net::limits::warnings(&config.limits, &kernel, false) {
+    for warning in sluice::net::limits::warnings(&config.limits, &kernel, !config.edge.is_empty()) {
         tracing::warn!("{warning}");
     }
     let threads = match config.runtime.workers {

@@ -891,3 +891,70 @@ fn a_cache_in_front_multiplies_viewers_not_origin_work() {
     );
     drop(nginx);
 }
+
+/// The same cache in front of an edge (docs/SCALING.md, "HLS through a CDN"): the edge pulls
+/// the stream from its origin once, on the first playlist request, makes HLS itself, and nginx
+/// multiplies it. The origin sees one edge connection and no HLS request at all.
+#[test]
+fn a_cache_in_front_of_an_edge() {
+    let origin = TestServer::start();
+    let _publisher = publish_loop_with("ffmpeg", &media(CLIP), &origin.rtmp_url(STREAM));
+    wait_for_stream(origin.http, STREAM);
+    let toml = format!(
+        "[[edge]]\napp = \"live\"\norigins = [\"rtmp://{}\"]\n",
+        origin.rtmp
+    );
+    let edges = sluice::Config::from_toml(&toml).unwrap().edge;
+    let edge = TestServer::with(move |c| c.edge = edges);
+    let dir = scratch("hls_cache_edge");
+    let nginx = Nginx::start(&dir, edge.http);
+    // Through nginx, as the first viewer would: the edge starts its pull on this request.
+    wait_until(
+        Duration::from_secs(20),
+        "a complete HLS segment on the edge",
+        || {
+            let ready = |path: &str| {
+                let (status, body) = http_call(nginx.addr, "GET", path, &[]);
+                status == 200 && body.contains("#EXTINF")
+            };
+            ready(&format!("/{STREAM}/index.m3u8")) && ready(&format!("/{STREAM}/ts/index.m3u8"))
+        },
+    );
+    let until = Instant::now() + Duration::from_secs(8);
+    let handles: Vec<_> = (0..10)
+        .map(|i| {
+            let addr = nginx.addr;
+            std::thread::spawn(move || classic_player(addr, until, i % 2 == 1))
+        })
+        .collect();
+    let records: Vec<Record> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let errors: Vec<&String> = records.iter().flat_map(|r| &r.errors).collect();
+    assert!(errors.is_empty(), "failed requests: {errors:?}");
+    let segments: usize = records.iter().map(|r| r.segments.len()).sum();
+    assert!(
+        segments >= 10 * 2,
+        "players fetched only {segments} segments"
+    );
+    // One pull at the origin, listed as an edge; no HLS request reached the origin.
+    let edges_at_origin = origin
+        .ctx
+        .clients
+        .list()
+        .iter()
+        .filter(|c| c.role == sluice::session::clients::Role::Edge)
+        .count();
+    assert_eq!(edges_at_origin, 1);
+    assert!(origin_counts(origin.http).values().all(|&n| n == 0));
+    // nginx answered most media from its cache.
+    let log = nginx.access_log();
+    let media: Vec<_> = log
+        .iter()
+        .filter(|(_, _, _, u)| !u.contains(".m3u8"))
+        .collect();
+    let hits = media.iter().filter(|(c, ..)| c == "HIT").count();
+    assert!(
+        hits * 2 >= media.len(),
+        "only {hits} of {} media requests were cache hits",
+        media.len()
+    );
+}

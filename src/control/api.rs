@@ -246,12 +246,30 @@ fn stream_json(ctx: &Ctx, stream: &Arc<Stream>, clients: &[Arc<Client>]) -> Valu
             "since_unix_ms": unix_ms(c.since),
         })
     });
+    // Other servers pulling this stream (their requests carry sluice_via).
+    let edges: Vec<Value> = mine()
+        .filter(|c| c.role == Role::Edge)
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "protocol": c.protocol,
+                "peer": c.peer.to_string(),
+                "since_unix_ms": unix_ms(c.since),
+                "bytes": c.bytes(),
+            })
+        })
+        .collect();
+    // On an edge: the origin this stream is pulled from now.
+    let relay = ctx.extension(|| Arc::new(crate::session::demand::RelayCounters::default()));
+    let pulled_from = relay.pulls.lock().ok().and_then(|m| m.get(key).cloned());
     json!({
         "key": key,
         "app": app,
         "stream": name,
         "publishing": info.publishing,
         "publisher": publisher,
+        "edges": edges,
+        "pulled_from": pulled_from,
         "uptime_secs": stream.created().elapsed().as_secs_f64(),
         "video": video,
         "audio": audio,

@@ -362,7 +362,100 @@ pub fn render(ctx: &Ctx) -> String {
             );
         }
     }
+    relay(&mut o, ctx);
     o.0
+}
+
+/// Edge pulls and forwards (src/relay), when configured.
+fn relay(o: &mut Out, ctx: &Ctx) {
+    use crate::session::demand::RelayCounters;
+    if ctx.config.edge.is_empty() && ctx.config.forward.is_empty() {
+        return;
+    }
+    let c = ctx.extension(|| std::sync::Arc::new(RelayCounters::default()));
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let pulls = c.pulls.lock().map(|m| m.len()).unwrap_or(0);
+    o.single(
+        "sluice_edge_pulls",
+        "gauge",
+        "Edge pulls delivering now.",
+        pulls,
+    );
+    let help = "Edge pulls started (a stream's first viewer on this edge).";
+    o.single(
+        "sluice_edge_pulls_started_total",
+        "counter",
+        help,
+        get(&c.pulls_started),
+    );
+    let help = "Edge pulls moved to another origin while their viewers stayed connected.";
+    o.single(
+        "sluice_edge_failovers_total",
+        "counter",
+        help,
+        get(&c.failovers),
+    );
+    let help = "Sum of failover gaps (last media from the old origin to the first from the new).";
+    let sum = get(&c.failover_gap_ms_sum) as f64 / 1000.0;
+    o.single("sluice_edge_failover_gap_seconds_sum", "counter", help, sum);
+    let help = "The last failover's gap.";
+    let last = get(&c.failover_gap_ms_last) as f64 / 1000.0;
+    o.single("sluice_edge_failover_gap_seconds_last", "gauge", help, last);
+    let help = "Viewer requests refused as an edge loop (sluice_via).";
+    o.single(
+        "sluice_edge_loops_refused_total",
+        "counter",
+        help,
+        get(&c.loops_refused),
+    );
+    let origins = c.origins.lock().map(|m| m.clone()).unwrap_or_default();
+    let help = "Connection attempts to each origin.";
+    let mut f = o.family("sluice_edge_origin_attempts_total", "counter", help);
+    for (origin, r) in &origins {
+        f.sample(&[("origin", origin)], r.attempts);
+    }
+    let help = "Failed attempts by origin and reason.";
+    let mut f = o.family("sluice_edge_origin_failures_total", "counter", help);
+    for (origin, r) in &origins {
+        for (reason, n) in &r.failures {
+            f.sample(&[("origin", origin), ("reason", reason)], n);
+        }
+    }
+    let fw = c.forwards.lock().map(|m| m.clone()).unwrap_or_default();
+    type Get = fn(&crate::session::demand::ForwardCounters) -> u64;
+    let per: [(&str, &str, &str, Get); 4] = [
+        (
+            "sluice_forward_up",
+            "gauge",
+            "1 while the forward publishes to its target.",
+            |f| u64::from(f.up),
+        ),
+        (
+            "sluice_forward_connects_total",
+            "counter",
+            "Forward connections that started publishing.",
+            |f| f.connects,
+        ),
+        (
+            "sluice_forward_failures_total",
+            "counter",
+            "Forward connections that failed (then retried).",
+            |f| f.failures,
+        ),
+        (
+            "sluice_forward_bytes_total",
+            "counter",
+            "Media bytes forwarded.",
+            |f| f.bytes,
+        ),
+    ];
+    for (name, kind, help, get) in per {
+        let mut f = o.family(name, kind, help);
+        for (label, r) in &fw {
+            let (stream, target) = label.split_once(" -> ").unwrap_or((label, ""));
+            f.sample(&[("stream", stream), ("target", target)], get(r));
+        }
+    }
 }
 
 #[cfg(test)]

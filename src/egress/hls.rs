@@ -207,7 +207,8 @@ impl Registry {
         if let Some(s) = self.lookup(key) {
             return Some(s);
         }
-        let wait = Duration::from_millis(ctx.config.http.stream_wait_ms);
+        // An edge starts pulling the stream here (refused: an edge loop, answered as absent).
+        let wait = crate::session::demand::want(ctx, key, None).ok()?;
         let mut sub = ctx.hub.subscribe(key, wait).await.ok()?;
         let mut map = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = map.get(key).filter(|s| !s.stopped.load(Ordering::Relaxed)) {

@@ -20,6 +20,7 @@ use crate::egress::socket::graceful_close;
 use crate::egress::viewer;
 use crate::session::clients::{Registration, Role};
 use crate::session::close::CloseReason;
+use crate::session::demand;
 use crate::session::names::StreamPath;
 use crate::session::Ctx;
 
@@ -373,11 +374,15 @@ async fn route(
         let _ = respond(sock, "403 Forbidden", "forbidden\n", &cors).await;
         return Err(reason);
     }
-    let sub = match ctx
-        .hub
-        .subscribe(&sp.key, Duration::from_millis(cfg.stream_wait_ms))
-        .await
-    {
+    let wait = match demand::want(ctx, &sp.key, sp.query.as_deref()) {
+        Ok(w) => w,
+        Err(why) => {
+            tracing::info!(%peer, proto, stream = %sp.key, reason = %why, "play refused");
+            let _ = respond(sock, "508 Loop Detected", &format!("{why}\n"), &cors).await;
+            return Err(CloseReason::Denied(why));
+        }
+    };
+    let sub = match ctx.hub.subscribe(&sp.key, wait).await {
         Ok(s) => s,
         Err(e) => {
             let status = match e {
@@ -401,7 +406,8 @@ async fn route(
     else {
         return Err(CloseReason::Responded);
     };
-    let client = ctx.clients.register(Role::Viewer, proto, peer, &sp.key);
+    let role = demand::viewer_role(sp.query.as_deref());
+    let client = ctx.clients.register(role, proto, peer, &sp.key);
     tracing::info!(%peer, proto, stream = %sp.key, id = client.id, "viewer connected");
     Ok(Routed::Viewer(Route {
         sub,

@@ -17,6 +17,7 @@ use crate::egress::viewer;
 use crate::ingest::readbuf::ReadBuf;
 use crate::session::clients::Role;
 use crate::session::close::CloseReason;
+use crate::session::demand;
 use crate::session::names::StreamPath;
 use crate::session::Ctx;
 
@@ -200,7 +201,8 @@ impl Conn {
                 })
             }
             Next::Play(sub, stream_id, sp) => {
-                let client = ctx.clients.register(Role::Viewer, "rtmp", peer, &sp.key);
+                let role = demand::viewer_role(sp.query.as_deref());
+                let client = ctx.clients.register(role, "rtmp", peer, &sp.key);
                 tracing::info!(%peer, proto = "rtmp", stream = %sp.key, id = client.id, "viewer connected");
                 crate::egress::socket::tune_viewer_socket(sock, &ctx.config);
                 // A player sends only small control messages: give back the read buffer.
@@ -298,14 +300,15 @@ impl Conn {
                         .reject_play(stream_id, "NetStream.Play.Forbidden", &why);
                     return Err(CloseReason::Denied(why));
                 }
-                match ctx
-                    .hub
-                    .subscribe(
-                        &sp.key,
-                        Duration::from_millis(ctx.config.http.stream_wait_ms),
-                    )
-                    .await
-                {
+                let wait = match demand::want(ctx, &sp.key, sp.query.as_deref()) {
+                    Ok(w) => w,
+                    Err(why) => {
+                        self.session
+                            .reject_play(stream_id, "NetStream.Play.Failed", &why);
+                        return Err(CloseReason::Denied(why));
+                    }
+                };
+                match ctx.hub.subscribe(&sp.key, wait).await {
                     Ok(sub) => {
                         self.session.accept_play(stream_id);
                         Ok(Some(Next::Play(sub, stream_id, sp)))

@@ -132,6 +132,7 @@ impl Server {
             )),
             tokio::spawn(reaper(ctx.clone(), placement)),
         ]);
+        tasks.extend(crate::relay::start(&ctx));
         tracing::info!(%rtmp_addr, %http_addr, https_addr = ?https_addr, backlog, "sluice listening");
         Ok(Server {
             rtmp_addr,

@@ -13,6 +13,9 @@ use std::time::{Instant, SystemTime};
 pub enum Role {
     Publisher,
     Viewer,
+    /// Another server's pull (an edge; its request carries `sluice_via`): a viewer for every
+    /// limit, listed apart in the API and metrics.
+    Edge,
 }
 
 impl Role {
@@ -21,6 +24,7 @@ impl Role {
         match self {
             Role::Publisher => "publisher",
             Role::Viewer => "viewer",
+            Role::Edge => "edge",
         }
     }
 }
@@ -146,7 +150,7 @@ impl Drop for Registration {
         let b = self.client.bytes();
         match self.client.role {
             Role::Publisher => inner.closed_in += b,
-            Role::Viewer => inner.closed_out += b,
+            Role::Viewer | Role::Edge => inner.closed_out += b,
         }
     }
 }
@@ -194,7 +198,7 @@ impl Clients {
         for c in inner.live.values() {
             match c.role {
                 Role::Publisher => rx += c.bytes(),
-                Role::Viewer => tx += c.bytes(),
+                Role::Viewer | Role::Edge => tx += c.bytes(),
             }
         }
         (rx, tx)

@@ -7,6 +7,7 @@ pub mod clients;
 pub mod close;
 pub mod counters;
 pub mod ctx;
+pub mod demand;
 pub mod names;
 pub mod per_ip;
 

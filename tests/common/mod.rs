@@ -793,6 +793,21 @@ pub struct ViewerState {
     pub ended: bool,
     /// The status code of the response.
     pub status: Option<u16>,
+    /// When each video frame (not a sequence header) arrived, for measuring gaps.
+    pub video_arrivals: Vec<Instant>,
+}
+
+impl ViewerState {
+    /// The longest wait between two video frames that arrived after `since` (or between the
+    /// last one before it and the first after).
+    pub fn max_video_gap_since(&self, since: Instant) -> Duration {
+        let i = self.video_arrivals.partition_point(|&t| t < since);
+        self.video_arrivals[i.saturating_sub(1)..]
+            .windows(2)
+            .map(|w| w[1].duration_since(w[0]))
+            .max()
+            .unwrap_or_default()
+    }
 }
 
 /// An HTTP-FLV viewer on its own thread that counts frames as they arrive and checks that
@@ -879,6 +894,7 @@ impl LiveViewer {
                     match (b[0], seq) {
                         (9, false) => {
                             g.video_frames += 1;
+                            g.video_arrivals.push(Instant::now());
                             if data.first().is_some_and(|b| (b >> 4) & 7 == 1) {
                                 g.keyframes += 1;
                             }

@@ -77,3 +77,46 @@ pub fn server_session(data: &[u8]) {
         let _ = s.take_output();
     }
 }
+
+/// Drives a playing client session (an edge pulling from an origin, src/relay/pull.rs) over
+/// bytes from the "server": first byte 0 = raw (fuzzing the handshake), else a valid S0S1S2 is
+/// prepended so inputs reach the chunk and command layers. Drains events and output.
+pub fn client_session(data: &[u8]) {
+    use crate::{ClientConfig, ClientMode, ClientSession};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut c = ClientSession::new(ClientConfig {
+        mode: ClientMode::Play,
+        ..ClientConfig::default()
+    });
+    c.start();
+    let input = if mode == 0 {
+        rest.to_vec()
+    } else {
+        let mut v = handshake_prefix();
+        v.extend_from_slice(rest);
+        v
+    };
+    let piece = usize::from(mode).max(1) * 16;
+    for p in input.chunks(piece) {
+        if c.handle_input(p).is_err() {
+            return;
+        }
+        while c.poll_event().is_some() {}
+        let _ = c.take_output();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_session_survives_simple_inputs() {
+        super::client_session(&[]);
+        super::client_session(&[0, 3, 1, 2, 3]);
+        super::client_session(&[1; 5000]);
+        let mut v = vec![7u8];
+        v.extend((0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+        super::client_session(&v);
+    }
+}
