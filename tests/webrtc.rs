@@ -229,3 +229,104 @@ fn whep_and_whip_refuse_bad_requests_with_reasons() {
         "{metrics}"
     );
 }
+
+/// Writes `flv` to a file and decodes it with `ffmpeg` (`video_only`: the first video stream
+/// only); returns (decode errors, ffmpeg's description of the input).
+fn check_flv(test: &str, flv: &[u8], ffmpeg: &str, video_only: bool) -> (String, String) {
+    let dir = scratch(test);
+    let file = dir.join("got.flv");
+    std::fs::write(&file, flv).unwrap();
+    let mut args = vec!["-hide_banner", "-i", file.to_str().unwrap()];
+    if video_only {
+        args.extend(["-map", "0:v"]);
+    }
+    args.extend(["-f", "null", "-"]);
+    let out = std::process::Command::new(ffmpeg)
+        .args(&args)
+        .output()
+        .expect("ffmpeg runs");
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{ffmpeg} failed to decode:\n{log}");
+    let errors = log
+        .lines()
+        .filter(|l| l.contains("error") || l.contains("Error") || l.contains("corrupt"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (errors, log)
+}
+
+#[test]
+fn whip_from_ffmpeg9_is_watched_over_http_flv() {
+    let ffmpeg9 = ffmpeg9();
+    let (server, _udp) = server_with(|c| {
+        c.auth.rules = vec![sluice::config::AuthRule {
+            app: "live".into(),
+            stream: "*".into(),
+            publish_token: "secret".into(),
+            play_token: String::new(),
+        }];
+    });
+    let key = "live/whip-ffmpeg";
+    let url = format!("http://{}/{key}/whip", server.http);
+    // Without the token: refused.
+    let (status, _, _) = request(
+        server.http,
+        "POST",
+        &format!("/{key}/whip"),
+        &[],
+        b"v=0\r\n",
+    );
+    assert_eq!(status, 403);
+    // ffmpeg 9's WHIP muxer sends the token as a Bearer header.
+    let _publisher = Proc::spawn(
+        &ffmpeg9,
+        &[
+            "-hide_banner",
+            "-v",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            media("h264-360p25-baseline-noB-aac-10s.flv")
+                .to_str()
+                .unwrap(),
+            "-c:v",
+            "copy",
+            "-c:a",
+            "libopus",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            "-f",
+            "whip",
+            "-authorization",
+            "secret",
+            &url,
+        ],
+    );
+    wait_for_stream(server.http, key);
+    let cap = http_flv(server.http, key, Duration::from_secs(4));
+    assert!(
+        cap.first_video_frame.is_some(),
+        "no video over HTTP-FLV: {}",
+        cap.head
+    );
+    // ffmpeg 9 reads Enhanced RTMP Opus; the video is checked with Debian's ffmpeg too.
+    let (errors, log) = check_flv("whip_from_ffmpeg9", &cap.flv, &ffmpeg9, false);
+    assert!(errors.trim().is_empty(), "decode errors:\n{log}");
+    assert!(log.contains("Video: h264"), "{log}");
+    assert!(log.contains("Audio: opus"), "{log}");
+    let (errors, log) = check_flv("whip_from_ffmpeg9_debian", &cap.flv, "ffmpeg", true);
+    assert!(
+        errors.trim().is_empty(),
+        "Debian ffmpeg decode errors:\n{log}"
+    );
+    assert!(
+        avc_frames(&cap.flv) >= 50,
+        "{} frames",
+        avc_frames(&cap.flv)
+    );
+    assert!(metric(&server, "sluice_webrtc_frames_in_total ") > 0.0);
+}
