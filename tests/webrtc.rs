@@ -117,6 +117,26 @@ fn request(
     (status, head.to_string(), body.to_string())
 }
 
+/// A WHEP offer (recvonly video + audio) as str0m makes it; `vp8_only` offers VP8 video and
+/// no audio.
+fn offer(vp8_only: bool) -> String {
+    use str0m::media::{Direction, MediaKind};
+    let cfg = str0m::Rtc::builder();
+    let mut rtc = if vp8_only {
+        cfg.clear_codecs().enable_vp8(true)
+    } else {
+        cfg
+    }
+    .build(std::time::Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    if !vp8_only {
+        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    }
+    let (offer, _pending) = api.apply().expect("an offer");
+    offer.to_sdp_string()
+}
+
 #[test]
 fn whep_plays_an_rtmp_publish_in_headless_chromium() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
@@ -147,7 +167,9 @@ fn whep_plays_an_rtmp_publish_in_headless_chromium() {
 fn whep_and_whip_refuse_bad_requests_with_reasons() {
     let (server, udp) = server_with(|c| {
         c.http.stream_wait_ms = 200;
-        c.webrtc.max_sdp_bytes = 4096;
+        c.webrtc.max_sdp_bytes = 12_000;
+        c.webrtc.max_sessions_per_ip = 1;
+        c.webrtc.connect_timeout_ms = 1000;
     });
     let key = "live/whep-edges";
     let _publisher = publish_loop_with(
@@ -171,7 +193,7 @@ fn whep_and_whip_refuse_bad_requests_with_reasons() {
     assert!(head.contains("POST"), "{head}");
 
     // Too large: 400 with the limit named.
-    let big = vec![b'a'; 5000];
+    let big = vec![b'a'; 13_000];
     let (status, _, body) = request(
         server.http,
         "POST",
@@ -222,6 +244,62 @@ fn whep_and_whip_refuse_bad_requests_with_reasons() {
     });
     let (status, _, _) = request(server.http, "OPTIONS", &path, &[], b"");
     assert_eq!(status, 204);
+    // A real offer (str0m as the client): accepted; the session that never does ICE is dropped
+    // after connect_timeout_ms; a second one from the same IP passes the per-IP cap (1).
+    let (status, head, answer) = request(
+        server.http,
+        "POST",
+        &path,
+        &[("Content-Type", "application/sdp")],
+        offer(false).as_bytes(),
+    );
+    assert_eq!(status, 201, "{head}\n{answer}");
+    assert!(
+        answer.contains("a=candidate:") && answer.contains("H264"),
+        "{answer}"
+    );
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .expect("Location")
+        .to_string();
+    assert!(
+        location.starts_with("/webrtc/") && location.len() == "/webrtc/".len() + 32,
+        "{location}"
+    );
+    let (status, _, body) = request(server.http, "POST", &path, &[], offer(false).as_bytes());
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("max_sessions_per_ip"), "{body}");
+    // Someone else's id (the real one with a digit changed) does not end it.
+    let mut other = location.clone().into_bytes();
+    let last = other.len() - 1;
+    other[last] = if other[last] == b'0' { b'1' } else { b'0' };
+    let (status, _, _) = request(
+        server.http,
+        "DELETE",
+        std::str::from_utf8(&other).unwrap(),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 404);
+    wait_until(
+        Duration::from_secs(5),
+        "the unconnected session dropped",
+        || metric(&server, "sluice_webrtc_sessions ") == 0.0,
+    );
+    let (_, metrics) = http_call(server.http, "GET", "/metrics", &[]);
+    assert!(
+        metrics.contains("sluice_webrtc_closed_total{reason=\"ice/dtls timeout\"} 1"),
+        "{metrics}"
+    );
+    // Its own id is gone now too.
+    let (status, _, _) = request(server.http, "DELETE", &location, &[], b"");
+    assert_eq!(status, 404);
+    // An offer with VP8 only: 406 with the reason.
+    let (status, _, body) = request(server.http, "POST", &path, &[], offer(true).as_bytes());
+    assert_eq!(status, 406, "{body}");
+    assert!(body.contains("H.264"), "{body}");
+
     // Refusals are counted by reason.
     let (_, metrics) = http_call(server.http, "GET", "/metrics", &[]);
     assert!(
@@ -329,4 +407,42 @@ fn whip_from_ffmpeg9_is_watched_over_http_flv() {
         avc_frames(&cap.flv)
     );
     assert!(metric(&server, "sluice_webrtc_frames_in_total ") > 0.0);
+}
+
+#[test]
+fn whip_from_chromium_fake_camera_is_watched_over_http_flv() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    tools();
+    let (server, _udp) = server_with(|_| {});
+    let server = std::sync::Arc::new(server);
+    let key = "live/whip-chromium";
+    let browser = {
+        let server = server.clone();
+        std::thread::spawn(move || {
+            run_browser(
+                &server,
+                key,
+                &[("SLUICE_MODE", "whip"), ("SLUICE_PUBLISH_MS", "9000")],
+            )
+        })
+    };
+    wait_for_stream(server.http, key);
+    // The first keyframe may take a moment (the server asks for one with a PLI).
+    let cap = http_flv(server.http, key, Duration::from_secs(5));
+    let (code, log) = browser.join().unwrap();
+    assert_eq!(code, Some(0), "WHIP publishing failed in Chromium\n{log}");
+    assert!(
+        cap.first_video_frame.is_some(),
+        "no video over HTTP-FLV: {}\n{log}",
+        cap.head
+    );
+    let (errors, flog) = check_flv("whip_from_chromium", &cap.flv, "ffmpeg", true);
+    assert!(errors.trim().is_empty(), "decode errors:\n{flog}");
+    assert!(flog.contains("Video: h264"), "{flog}");
+    assert!(
+        avc_frames(&cap.flv) >= 20,
+        "{} frames\n{log}",
+        avc_frames(&cap.flv)
+    );
+    println!("{log}");
 }

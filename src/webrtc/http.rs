@@ -288,14 +288,6 @@ async fn offer(
         tracing::info!(%peer, proto, stream = %sp.key, reason = %why, "webrtc refused");
         return answer(sock, 403, "forbidden\n", "", cors, &[]).await;
     }
-    let admission = match svc.admit(ctx, peer.ip()) {
-        Ok(a) => a,
-        Err(why) => {
-            svc.counters.refused("session limit");
-            tracing::info!(%peer, proto, stream = %sp.key, reason = %why, "webrtc refused");
-            return answer(sock, 503, &format!("{why}\n"), "", cors, &[]).await;
-        }
-    };
     let offer = match SdpOffer::from_sdp_string(sdp) {
         Ok(o) => o,
         Err(e) => {
@@ -459,6 +451,14 @@ async fn offer(
             sub: sub.expect("a viewer subscribed"),
             video,
             audio,
+        }
+    };
+    let admission = match svc.admit(ctx, peer.ip()) {
+        Ok(a) => a,
+        Err(why) => {
+            svc.counters.refused("session limit");
+            tracing::info!(%peer, proto, stream = %sp.key, reason = %why, "webrtc refused");
+            return answer(sock, 503, &format!("{why}\n"), "", cors, &[]).await;
         }
     };
     let client = ctx.clients.register(client_role, proto, peer, &sp.key);
