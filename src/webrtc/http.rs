@@ -517,7 +517,7 @@ fn pick(rtc: &mut Rtc, mid: Mid, kind: MediaKind, profile: Option<u8>) -> Option
                         .is_some_and(|id| (id >> 16) as u8 == want)
                 })
             });
-            same.or(h264.first()).map(|p| (*p).clone())
+            same.or(h264.first()).map(|p| **p)
         }
         MediaKind::Audio => params
             .into_iter()

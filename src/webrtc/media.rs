@@ -166,6 +166,7 @@ fn has_parameter_sets(data: &[u8], ls: LengthSize) -> bool {
 /// Reads `sub` until the stream ends or `stop` is dropped, sending prepared frames to the
 /// driver. A driver that does not keep up makes this wait, and the hub then skips this one
 /// subscriber forward by whole GOPs like any slow viewer.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_source(
     mut sub: Subscriber,
     key: Arc<str>,

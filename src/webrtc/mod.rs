@@ -166,7 +166,8 @@ pub struct NewSession {
     pub hook: Option<Box<(StreamPath, Action)>>,
 }
 
-/// What a session does.
+/// What a session does. (One per request, moved once: the size difference does not matter.)
+#[allow(clippy::large_enum_variant)]
 pub enum Role {
     /// A WHEP viewer of `key`: the hub subscriber is used if the stream has no source yet.
     Viewer {
