@@ -446,3 +446,31 @@ fn whip_from_chromium_fake_camera_is_watched_over_http_flv() {
     );
     println!("{log}");
 }
+
+/// B-frames freeze Chromium's WebRTC decoder (measured: 3 frames decoded in 3 s, 15 PLIs),
+/// so a stream with them is refused rather than shown broken: the first viewer's session is
+/// closed once its source sees a B-frame, and the next offers get 406 with the reason.
+#[test]
+fn whep_refuses_a_stream_with_b_frames() {
+    let (server, _udp) = server_with(|c| c.webrtc.max_sessions_per_ip = 4);
+    let key = "live/whep-bframes";
+    let _publisher = publish_loop_with(
+        "ffmpeg",
+        &media("h264-360p25-main-B3-aac-10s.flv"),
+        &server.rtmp_url(key),
+    );
+    wait_for_stream(server.http, key);
+    let path = format!("/{key}/whep");
+    let (status, _, body) = request(server.http, "POST", &path, &[], offer(false).as_bytes());
+    assert!(status == 201 || status == 406, "{status} {body}");
+    wait_until(Duration::from_secs(10), "B-frames found", || {
+        let (status, _, _) = request(server.http, "POST", &path, &[], offer(false).as_bytes());
+        status == 406
+    });
+    let (status, _, body) = request(server.http, "POST", &path, &[], offer(false).as_bytes());
+    assert_eq!(status, 406);
+    assert!(body.contains("B-frames"), "{body}");
+    wait_until(Duration::from_secs(5), "the first session closed", || {
+        metric(&server, "sluice_webrtc_sessions ") == 0.0
+    });
+}

@@ -310,6 +310,11 @@ async fn offer(
     } else {
         let wait = Duration::from_millis(ctx.config.http.stream_wait_ms);
         match ctx.hub.subscribe(&sp.key, wait).await {
+            Ok(s) if svc.has_b_frames(s.stream()) => {
+                svc.counters.refused("b-frames");
+                tracing::info!(%peer, proto, stream = %sp.key, "webrtc refused: the stream has B-frames");
+                return answer(sock, 406, "the stream has B-frames, which browsers' WebRTC decoders do not play: publish it without (x264 bframes=0)\n", "", cors, &[]).await;
+            }
             Ok(s) => {
                 let codec = s.stream().info().video_codec;
                 (Some(s), codec)

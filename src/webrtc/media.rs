@@ -34,6 +34,9 @@ pub enum SourceMsg {
     Frame(Arc<str>, u64, Arc<Prepared>),
     /// The stream ended: the source's viewers are closed.
     Ended(Arc<str>, u64),
+    /// The stream has B-frames, which browsers' WebRTC decoders do not play (frames freeze
+    /// and are re-requested): its viewers are closed and new ones refused.
+    BFrames(Arc<str>, u64, std::sync::Weak<sluice_hub::Stream>),
 }
 
 /// Per-stream state of the conversion.
@@ -47,7 +50,8 @@ struct Converter {
     counters: Arc<WebRtcCounters>,
     /// Largest presentation time seen: a frame presenting before it means B-frames.
     max_pts: i64,
-    b_frames_logged: bool,
+    /// A frame presented before one decoded earlier was seen.
+    b_frames: bool,
     key: Arc<str>,
     wallclock_base: Instant,
 }
@@ -78,9 +82,10 @@ impl Converter {
                 }
                 let Some(avc) = &self.avc else { return };
                 let pts = ts + i64::from(f.cts);
-                if pts < self.max_pts && !self.b_frames_logged {
-                    self.b_frames_logged = true;
-                    tracing::info!(stream = %self.key, "webrtc: the stream has B-frames; sent in decode order with presentation timestamps");
+                if pts < self.max_pts {
+                    self.b_frames = true;
+                    tracing::info!(stream = %self.key, "webrtc: the stream has B-frames, which WebRTC viewers cannot play: its WHEP viewers are refused");
+                    return;
                 }
                 self.max_pts = self.max_pts.max(pts);
                 let payload = f.payload();
@@ -186,7 +191,7 @@ pub async fn run_source(
         opus_bitrate,
         counters,
         max_pts: i64::MIN,
-        b_frames_logged: false,
+        b_frames: false,
         key: key.clone(),
         wallclock_base: Instant::now(),
     };
@@ -205,6 +210,13 @@ pub async fn run_source(
             Read::Frames(_) => {
                 for d in &got {
                     conv.prepare(d, &mut ready);
+                    if conv.b_frames {
+                        let weak = Arc::downgrade(&stream);
+                        let _ = tx
+                            .send(SourceMsg::BFrames(key.clone(), generation, weak))
+                            .await;
+                        return;
+                    }
                 }
                 for p in ready.drain(..) {
                     let msg = SourceMsg::Frame(key.clone(), generation, Arc::new(p));

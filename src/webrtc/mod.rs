@@ -44,6 +44,8 @@ pub struct WebRtc {
     cmd: mpsc::Sender<Command>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     pub counters: Arc<WebRtcCounters>,
+    /// Streams found to have B-frames (refused to WHEP viewers), by key.
+    b_frames: Mutex<HashMap<String, std::sync::Weak<sluice_hub::Stream>>>,
 }
 
 /// The slot in `Ctx` that holds the service once started.
@@ -91,6 +93,7 @@ pub async fn start(ctx: &Arc<Ctx>) -> std::io::Result<Option<tokio::task::JoinHa
         cmd: tx,
         per_ip: Mutex::new(HashMap::new()),
         counters: counters(ctx),
+        b_frames: Mutex::new(HashMap::new()),
     });
     let _ = ctx.extension::<Slot>(Default::default).0.set(svc.clone());
     tracing::info!(addr = %local, candidates = ?svc.candidates, "webrtc listening (udp)");
@@ -117,6 +120,15 @@ impl Drop for Admission {
 }
 
 impl WebRtc {
+    /// True when `stream` was found to have B-frames.
+    pub fn has_b_frames(&self, stream: &Arc<sluice_hub::Stream>) -> bool {
+        let mut m = self.b_frames.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|_, w| w.strong_count() > 0);
+        m.get(stream.key())
+            .and_then(|w| w.upgrade())
+            .is_some_and(|s| Arc::ptr_eq(&s, stream))
+    }
+
     /// Takes a session slot for `ip`, or says which cap is reached.
     pub fn admit(self: &Arc<Self>, ctx: &Ctx, ip: IpAddr) -> Result<Admission, String> {
         let cfg = &ctx.config.webrtc;
@@ -478,6 +490,25 @@ impl Driver {
                         s.ended = Some("slow viewer");
                     }
                     self.drain(k);
+                }
+            }
+            SourceMsg::BFrames(stream, generation, weak) => {
+                if self
+                    .sources
+                    .get(&stream)
+                    .is_some_and(|s| s.generation == generation)
+                {
+                    self.svc
+                        .b_frames
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(stream.to_string(), weak);
+                    let src = self.sources.remove(&stream).expect("checked");
+                    for k in src.viewers {
+                        if let Some(s) = self.sessions.get_mut(&k) {
+                            s.ended = Some("b-frames");
+                        }
+                    }
                 }
             }
             SourceMsg::Ended(stream, generation) => {
