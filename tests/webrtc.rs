@@ -474,3 +474,154 @@ fn whep_refuses_a_stream_with_b_frames() {
         metric(&server, "sluice_webrtc_sessions ") == 0.0
     });
 }
+
+/// Many WHEP viewers that are str0m clients (no browser), against the real binary (jemalloc):
+/// every viewer gets video, and the server's memory per viewer is measured from
+/// `sluice_allocator_allocated_bytes` and RSS. 5 viewers by default; `SLUICE_LONG=1` runs
+/// `SLUICE_WEBRTC_VIEWERS` (default 200) and prints the figures.
+#[test]
+fn whep_str0m_viewers_get_video_and_memory_per_viewer() {
+    use std::time::Instant;
+    use str0m::media::{Direction, MediaKind};
+    use str0m::net::{Protocol, Receive};
+    use str0m::{Candidate, Event, Input, Output, Rtc};
+
+    let long = std::env::var("SLUICE_LONG").is_ok_and(|v| v == "1");
+    let n: usize = if long {
+        std::env::var("SLUICE_WEBRTC_VIEWERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200)
+    } else {
+        5
+    };
+    let udp = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = scratch("whep_str0m_viewers");
+    let cfg = dir.join("sluice.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[webrtc]\nlisten = \"{udp}\"\nmax_sessions_per_ip = {}\n",
+            n + 10
+        ),
+    )
+    .unwrap();
+    let bin = spawn_binary(&["--config", cfg.to_str().unwrap()]);
+    let pid = bin.proc.child.as_ref().unwrap().id();
+    let key = "live/whep-many";
+    let _publisher = publish_loop_with(
+        "ffmpeg",
+        &media("h264-180p10-lowrate-aac-10s.flv"),
+        &format!("rtmp://{}/{key}", bin.rtmp),
+    );
+    wait_for_stream(bin.http, key);
+    let allocated = || {
+        let (_, m) = http_call(bin.http, "GET", "/metrics", &[]);
+        m.lines()
+            .find_map(|l| l.strip_prefix("sluice_allocator_allocated_bytes "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let rss = || {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+        s.split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            * 4096.0
+    };
+    // One WHEP viewer first, so the stream's source (and its transcoder) exists before the
+    // baseline.
+    struct Client {
+        rtc: Rtc,
+        sock: UdpSocket,
+        frames: u64,
+    }
+    let connect = |clients: &mut Vec<Client>| {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let mut rtc = Rtc::builder().build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(sock.local_addr().unwrap(), "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let (status, head, answer) = request(
+            bin.http,
+            "POST",
+            &format!("/{key}/whep"),
+            &[],
+            offer.to_sdp_string().as_bytes(),
+        );
+        assert_eq!(status, 201, "{head}\n{answer}");
+        let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
+        rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        clients.push(Client {
+            rtc,
+            sock,
+            frames: 0,
+        });
+    };
+    let pump = |clients: &mut Vec<Client>, for_ms: u64| {
+        let end = Instant::now() + Duration::from_millis(for_ms);
+        let mut buf = vec![0u8; 2048];
+        while Instant::now() < end {
+            for c in clients.iter_mut() {
+                loop {
+                    match c.rtc.poll_output() {
+                        Ok(Output::Transmit(t)) => {
+                            let _ = c.sock.send_to(&t.contents, t.destination);
+                        }
+                        Ok(Output::Event(Event::MediaData(d))) => {
+                            if d.params.spec().codec == str0m::format::Codec::H264 {
+                                c.frames += 1;
+                            }
+                        }
+                        Ok(Output::Event(_)) => {}
+                        Ok(Output::Timeout(_)) | Err(_) => break,
+                    }
+                }
+                while let Ok((len, from)) = c.sock.recv_from(&mut buf) {
+                    let Ok(contents) = buf[..len].try_into() else {
+                        continue;
+                    };
+                    let input = Input::Receive(
+                        Instant::now(),
+                        Receive {
+                            proto: Protocol::Udp,
+                            source: from,
+                            destination: c.sock.local_addr().unwrap(),
+                            contents,
+                        },
+                    );
+                    let _ = c.rtc.handle_input(input);
+                }
+                let _ = c.rtc.handle_input(Input::Timeout(Instant::now()));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let mut clients = Vec::new();
+    connect(&mut clients);
+    pump(&mut clients, 2000);
+    let (a0, r0) = (allocated(), rss());
+    for _ in 1..n {
+        connect(&mut clients);
+    }
+    pump(&mut clients, 6000);
+    let (a1, r1) = (allocated(), rss());
+    let with_video = clients.iter().filter(|c| c.frames > 0).count();
+    let frames: Vec<u64> = clients.iter().map(|c| c.frames).collect();
+    let per = |a: f64, b: f64| (b - a) / (n - 1).max(1) as f64 / 1024.0;
+    println!(
+        "webrtc viewers {n}: with video {with_video}; frames min {} max {}; per viewer: allocated {:.1} KiB, RSS {:.1} KiB",
+        frames.iter().min().unwrap(),
+        frames.iter().max().unwrap(),
+        per(a0, a1),
+        per(r0, r1)
+    );
+    assert_eq!(with_video, n, "viewers without video: {frames:?}");
+}
