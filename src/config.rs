@@ -30,6 +30,7 @@ pub struct Config {
     pub edge: Vec<EdgeConfig>,
     /// Forwards (`[[forward]]`, src/relay): streams published here pushed to RTMP targets.
     pub forward: Vec<ForwardConfig>,
+    pub webrtc: WebRtcConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -470,6 +471,7 @@ impl Config {
             }
         }
         self.srt.validate()?;
+        self.webrtc.validate()?;
         if self.hls.window_segments < 3 {
             return bad(
                 "hls.window_segments",
@@ -1035,5 +1037,107 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("runtime.spill_busy_percent"), "{e}");
+    }
+}
+
+/// WebRTC (`[webrtc]`, src/webrtc/): WHEP playback and WHIP publishing over one UDP port.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebRtcConfig {
+    /// `ip:port` of the one UDP socket every peer uses; empty = no WebRTC.
+    pub listen: String,
+    /// Further addresses (IP only) offered as host candidates on the listen port: the public
+    /// or LAN addresses peers reach this server at (NAT, 0.0.0.0 listeners).
+    pub public_ips: Vec<String>,
+    /// Most WebRTC sessions (viewers and publishers) at once.
+    pub max_sessions: usize,
+    /// Most WebRTC sessions from one IP address at once.
+    pub max_sessions_per_ip: usize,
+    /// Largest SDP offer (and trickle fragment) accepted, in bytes.
+    pub max_sdp_bytes: usize,
+    /// ICE + DTLS must complete within this, or the session is dropped.
+    pub connect_timeout_ms: u64,
+    /// RTP packets of video each viewer keeps for NACK resends (~1.2 KB each).
+    pub send_buffer_video: usize,
+    /// RTP packets of audio each viewer keeps for resends.
+    pub send_buffer_audio: usize,
+    /// Transcode AAC to Opus (once per stream, while WebRTC viewers exist) for browsers.
+    pub aac_to_opus: bool,
+    /// Bit rate of that Opus encoding.
+    pub opus_bitrate: u32,
+    /// Least time between two keyframe requests sent to a WHIP publisher.
+    pub pli_interval_ms: u64,
+    /// A viewer that has to be skipped to the next keyframe this many times in a row (it
+    /// cannot keep up, or its packets cannot be queued) is cut off.
+    pub max_skips: u32,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        WebRtcConfig {
+            listen: String::new(),
+            public_ips: Vec::new(),
+            max_sessions: 1000,
+            max_sessions_per_ip: 20,
+            max_sdp_bytes: 16384,
+            connect_timeout_ms: 10_000,
+            send_buffer_video: 400,
+            send_buffer_audio: 50,
+            aac_to_opus: true,
+            opus_bitrate: 64_000,
+            pli_interval_ms: 1000,
+            max_skips: 5,
+        }
+    }
+}
+
+impl WebRtcConfig {
+    /// The address to listen on, if WebRTC is on.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, value: String, reason| {
+            Err(ConfigError::Invalid {
+                field,
+                value,
+                reason,
+            })
+        };
+        if !self.listen.is_empty() && self.addr().is_none() {
+            return bad(
+                "webrtc.listen",
+                self.listen.clone(),
+                "must be ip:port (or empty for no WebRTC)",
+            );
+        }
+        for ip in &self.public_ips {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return bad("webrtc.public_ips", ip.clone(), "must be IP addresses");
+            }
+        }
+        if !(256..=1 << 20).contains(&self.max_sdp_bytes) {
+            return bad(
+                "webrtc.max_sdp_bytes",
+                self.max_sdp_bytes.to_string(),
+                "must be 256..=1048576",
+            );
+        }
+        if self.send_buffer_video == 0 || self.send_buffer_audio == 0 {
+            return bad(
+                "webrtc.send_buffer_video",
+                format!("{}/{}", self.send_buffer_video, self.send_buffer_audio),
+                "send buffers must hold at least one packet",
+            );
+        }
+        if !(6_000..=510_000).contains(&self.opus_bitrate) {
+            return bad(
+                "webrtc.opus_bitrate",
+                self.opus_bitrate.to_string(),
+                "must be 6000..=510000",
+            );
+        }
+        Ok(())
     }
 }

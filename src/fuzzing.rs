@@ -204,3 +204,17 @@ pub fn srt_streamid(data: &[u8]) {
         }
     }
 }
+
+/// The WebRTC room's own parsing of untrusted text: trickle-ICE fragments (PATCH bodies), the
+/// offer's ufrag, the route and the bearer token folded into the query — and str0m's SDP
+/// offer parser on the same bytes, as a POST body reaches it.
+pub fn webrtc_sdp(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::webrtc::sdpfrag::parse(&text);
+    let _ = crate::webrtc::sdpfrag::offer_ufrag(&text);
+    let _ = crate::webrtc::sdpfrag::mids(&text);
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let _ = crate::webrtc::http::target(first);
+    let _ = crate::webrtc::http::with_bearer(Some(first), Some(rest));
+    let _ = str0m::change::SdpOffer::from_sdp_string(&text);
+}

@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod net;
 pub mod relay;
 pub mod session;
+pub mod webrtc;
 
 pub use config::Config;
 pub use net::server::Server;

@@ -43,3 +43,8 @@ fn http_chunked_corpus() {
 fn srt_streamid_corpus() {
     replay("srt_streamid", sluice::fuzzing::srt_streamid);
 }
+
+#[test]
+fn webrtc_sdp_corpus() {
+    replay("webrtc_sdp", sluice::fuzzing::webrtc_sdp);
+}

@@ -119,6 +119,112 @@ struct StreamRow {
     viewers: BTreeMap<&'static str, u64>,
 }
 
+/// The WebRTC room's counters (`sluice_webrtc_*`).
+fn render_webrtc(ctx: &Ctx, o: &mut Out) {
+    use crate::session::webrtc::WebRtcCounters;
+    let w = ctx.extension::<WebRtcCounters>(Default::default);
+    let help = "WebRTC sessions open now (WHEP viewers and WHIP publishers).";
+    o.single(
+        "sluice_webrtc_sessions",
+        "gauge",
+        help,
+        w.sessions.load(Ordering::Relaxed),
+    );
+    let help = "WebRTC sessions open now that completed ICE and DTLS.";
+    let connected = w.connected.load(Ordering::Relaxed);
+    o.single("sluice_webrtc_connected_sessions", "gauge", help, connected);
+    let help = "WebRTC sessions opened, by kind (whep, whip).";
+    let mut f = o.family("sluice_webrtc_sessions_opened_total", "counter", help);
+    for (kind, n) in w.opened_list() {
+        f.sample(&[("kind", kind)], n);
+    }
+    let help = "WHEP/WHIP requests refused, by reason.";
+    let mut f = o.family("sluice_webrtc_refused_total", "counter", help);
+    for (reason, n) in w.refused_list() {
+        f.sample(&[("reason", &reason)], n);
+    }
+    let help = "WebRTC sessions ended, by reason.";
+    let mut f = o.family("sluice_webrtc_closed_total", "counter", help);
+    for (reason, n) in w.closed_list() {
+        f.sample(&[("reason", reason)], n);
+    }
+    let counters = [
+        (
+            "sluice_webrtc_stray_datagrams_total",
+            "UDP datagrams on the WebRTC port that belonged to no session (dropped).",
+            &w.stray_datagrams,
+        ),
+        (
+            "sluice_webrtc_bad_datagrams_total",
+            "Datagrams a WebRTC session refused (bad STUN, DTLS or SRTP; dropped).",
+            &w.bad_datagrams,
+        ),
+        (
+            "sluice_webrtc_send_drops_total",
+            "Datagrams not sent because the UDP socket was full.",
+            &w.send_drops,
+        ),
+        (
+            "sluice_webrtc_sent_bytes_total",
+            "Bytes sent on the WebRTC UDP socket.",
+            &w.bytes_out,
+        ),
+        (
+            "sluice_webrtc_received_bytes_total",
+            "Bytes received on the WebRTC UDP socket.",
+            &w.bytes_in,
+        ),
+        (
+            "sluice_webrtc_viewer_keyframe_requests_total",
+            "PLI/FIR from WHEP viewers (answered by the server, never forwarded).",
+            &w.viewer_keyframe_requests,
+        ),
+        (
+            "sluice_webrtc_publisher_keyframe_requests_total",
+            "Keyframe requests sent to WHIP publishers (rate-limited).",
+            &w.publisher_keyframe_requests,
+        ),
+        (
+            "sluice_webrtc_skips_total",
+            "WHEP viewers skipped to the next keyframe.",
+            &w.skips,
+        ),
+        (
+            "sluice_webrtc_prepared_video_frames_total",
+            "Video frames converted to Annex B once per stream for WebRTC.",
+            &w.prepared_video,
+        ),
+        (
+            "sluice_webrtc_prepared_audio_frames_total",
+            "Audio frames prepared once per stream for WebRTC.",
+            &w.prepared_audio,
+        ),
+        (
+            "sluice_webrtc_opus_packets_total",
+            "Opus packets encoded from AAC (once per stream).",
+            &w.opus_packets,
+        ),
+        (
+            "sluice_webrtc_transcode_errors_total",
+            "AAC frames the AAC to Opus transcoder could not decode.",
+            &w.transcode_errors,
+        ),
+        (
+            "sluice_webrtc_frames_out_total",
+            "Frames written to WHEP viewers (one per frame per viewer).",
+            &w.frames_out,
+        ),
+        (
+            "sluice_webrtc_frames_in_total",
+            "Frames received from WHIP publishers into the hub.",
+            &w.frames_in,
+        ),
+    ];
+    for (name, help, v) in counters {
+        o.single(name, "counter", help, v.load(Ordering::Relaxed));
+    }
+}
+
 /// Renders the whole exposition.
 pub fn render(ctx: &Ctx) -> String {
     let mut o = Out(String::with_capacity(8192));
@@ -203,6 +309,8 @@ pub fn render(ctx: &Ctx) -> String {
         let (app, stream) = split_key(&key);
         f.sample(&[("app", app), ("stream", stream)], bytes);
     }
+
+    render_webrtc(ctx, &mut o);
 
     let help =
         "Estimated HLS viewers of a stream: client addresses with a request in the last 30 s \

@@ -303,6 +303,17 @@ async fn route(
         return Err(CloseReason::Responded);
     }
     let cors = cors_headers(ctx, &req);
+    if crate::webrtc::http::target(&req.path).is_some() {
+        let head = crate::webrtc::http::Head {
+            method: &req.method,
+            path: &req.path,
+            query: req.query.as_deref(),
+            authorization: req.authorization.as_deref(),
+            content_length: req.content_length,
+            request_headers: req.request_headers.as_deref(),
+        };
+        return Err(crate::webrtc::http::serve(sock, peer, ctx, head, pending, &cors).await);
+    }
     if req.method == "OPTIONS" {
         let mut h = cors.clone();
         h.push(("Access-Control-Allow-Methods", "GET, OPTIONS".into()));

@@ -107,6 +107,12 @@ impl Server {
             .collect();
         let mut tasks = udp_tasks;
         tasks.extend(srt.map(|s| tokio::spawn(super::srt::serve(ctx.clone(), s))));
+        if let Some(a) = ctx.config.webrtc.addr() {
+            let t = crate::webrtc::start(&ctx)
+                .await
+                .map_err(|e| bind_error("webrtc.listen", a, e))?;
+            tasks.extend(t);
+        }
         if let Some((l, acceptor)) = https {
             https_addr = Some(l.local_addr()?);
             ctx.extension(|| Arc::new(acceptor));

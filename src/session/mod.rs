@@ -10,5 +10,6 @@ pub mod ctx;
 pub mod demand;
 pub mod names;
 pub mod per_ip;
+pub mod webrtc;
 
 pub use ctx::Ctx;
