@@ -25,6 +25,10 @@ const RSS_BOUND_KIB: u64 = 64 * 1024;
 
 const CLIP: &str = "h264-360p25-baseline-noB-aac-10s.flv";
 
+/// The tests here measure this process's RSS: they take turns, or one's allocations would be
+/// counted against the other's bound.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Bench {
     server: TestServer,
     viewer: LiveViewer,
@@ -203,6 +207,7 @@ fn command(name: &str, rest: &[u8]) -> Vec<u8> {
 
 #[test]
 fn hostile_inputs_leave_legit_traffic_undisturbed() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = TestServer::with(|c| {
         c.rtmp.handshake_timeout_ms = 1500;
         c.rtmp.command_timeout_ms = 3000;
@@ -579,6 +584,7 @@ fn srt_conclusion_with(ext_type: u16, words: u16) -> Vec<u8> {
 /// their publisher's frames in every case's window; the SRT listener never restarts.
 #[test]
 fn hostile_ts_and_srt_input_leaves_other_streams_undisturbed() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let free_udp = || {
         std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
@@ -880,6 +886,13 @@ fn hostile_ts_and_srt_input_leaves_other_streams_undisturbed() {
         let file = scratch(&format!("hostile-ts-{}", k.replace('/', "-"))).join("cap.flv");
         std::fs::write(&file, &st.flv).unwrap();
         let errors = decode_errors("ffmpeg", &file);
-        assert!(errors.trim().is_empty(), "{k}: decode errors: {errors}");
+        // ffmpeg's `-stream_loop` of a TS clip repeats one audio timestamp at the seam (it
+        // says the same decoding its own looped file): that line alone is not ours.
+        let errors: Vec<&str> = errors
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter(|l| !l.contains("non monotonically increasing dts to muxer in stream 1"))
+            .collect();
+        assert!(errors.is_empty(), "{k}: decode errors: {errors:?}");
     }
 }
