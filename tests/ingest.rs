@@ -458,8 +458,9 @@ fn every_fixture_through_every_ingest_arrives_as_the_same_frames() {
             cases.push((i, *clip, via));
         }
     }
-    // A few publishers at a time: each is an ffmpeg copying at 4× real time.
-    let parallel = 6;
+    // A few publishers at a time: each is an ffmpeg copying at 4× real time (more at once on a
+    // loaded machine and the kernel drops UDP datagrams past the socket buffer).
+    let parallel = 4;
     let failures = std::sync::Mutex::new(Vec::<String>::new());
     for wave in cases.chunks(parallel) {
         std::thread::scope(|scope| {
