@@ -53,7 +53,10 @@ pub async fn publish(
             break r;
         }
     };
-    reader.finish();
+    // No `finish()`: an SRT caller's close can lose the stream's last bytes (seen with libsrt
+    // at close: the tail of the last PES), and a video PES of unbounded length has nothing
+    // to say it is whole, so flushing it could hand viewers a truncated access unit. The
+    // last video frame is dropped instead; bounded PES (audio) were delivered as they ended.
     let _ = reader.drain_and_report(p, &ctx.ingest);
     tracing::info!(stream = %p.stream().key(), stats = %reader.stats(), srt = ?seen, "srt ingest ended");
     reason
