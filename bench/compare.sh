@@ -27,6 +27,11 @@
 #       all dropped and reconnected within 1 s, 10 s in); 19 500 HTTP-FLV viewers with
 #       `egress.merge_ms = 200` (latency within the merge window). Not in the default set
 #       (SCENARIOS=S6); ≈6 min.
+#   I1  50 publishers, no viewers, 20 s, over RTMP, SRT and MPEG-TS/UDP: server CPU per
+#       ingested GB and RSS per publisher (sluice only)
+#   I2  one SRT publisher, 1 000 HTTP-FLV viewers, 20 s: latency, next to an RTMP publisher
+#   (I* are not in the default set either: SCENARIOS="I1 I2"; report.py does not render them,
+#   their figures are in the .txt/.json files and written into BENCHMARKS.md by hand.)
 #   (H* and S6 are not in the default set: SCENARIOS="H1 H2 H3". The HLS viewers start after
 #   H_WARMUP seconds of publishing (16; 3 in smoke runs) during which the tool requests the
 #   playlist once, so that the segment windows are full in the RSS baseline.)
@@ -116,6 +121,14 @@ P=$BASE_PORT
 S_RTMP=$P S_HTTP=$((P + 1)) NG_RTMP=$((P + 2)) NG_STAT=$((P + 3))
 NMS_RTMP=$((P + 4)) NMS_HTTP=$((P + 5)) XIU_RTMP=$((P + 6)) XIU_HTTP=$((P + 7)) XIU_API=$((P + 8))
 NG_HLS_HTTP=$((P + 9)) CACHE_HTTP=$((P + 10))
+# Ingest scenarios (I1, I2): sluice's SRT port and 50 MPEG-TS/UDP ports from UDP_BASE.
+S_SRT=$((P + 11)) UDP_BASE=$((P + 20))
+{
+  printf '[hub]\nslow_timeout_ms = 10000\n\n[srt]\nlisten = "127.0.0.1:%s"\nlatency_ms = 120\n' "$S_SRT"
+  for i in $(seq 0 49); do
+    printf '\n[[ingest.udp]]\nlisten = "127.0.0.1:%s"\nstream = "live/in-udp-%s"\n' "$((UDP_BASE + i))" "$i"
+  done
+} > "$OUT/sluice-ingest.toml"
 
 SERVER_PID=""
 STOP_CMD=()
@@ -153,6 +166,7 @@ start_server() {
         *-mw) conf="$OUT/sluice-mw350.toml" ;;
         *-mw200) conf="$OUT/sluice-mw200.toml" ;;
         *-ah0) conf="$OUT/sluice-ah0.toml" ;;
+        sluice-in-*) conf="$OUT/sluice-ingest.toml" ;;
       esac
       for port in "$S_RTMP" "$S_HTTP"; do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -177,7 +191,15 @@ start_server() {
           PLAY_TS="http://127.0.0.1:$CACHE_HTTP/live/$stream/ts/index.m3u8"
           ;;
         sluice-http*) PLAY="http://127.0.0.1:$S_HTTP/live/$stream.flv" ;;
+        sluice-in-*) PLAY="http://127.0.0.1:$S_HTTP/live/$stream.flv" ;;
         *) PLAY="rtmp://127.0.0.1:$S_RTMP/live/$stream" ;;
+      esac
+      case "$run" in
+        sluice-in-srt*) PUB="srt://127.0.0.1:$S_SRT?streamid=#!::r=live/$stream,m=publish" ;;
+        sluice-in-udp)
+          # The [[ingest.udp]] listeners name the streams: live/in-udp-{s}.
+          PUB="udp://127.0.0.1:$UDP_BASE+{s}"
+          PLAY="http://127.0.0.1:$S_HTTP/live/in-udp-{s}.flv" ;;
       esac
       ;;
     nginx-rtmp-hls)
@@ -367,6 +389,24 @@ for scen in $SCENARIOS; do
           --reconnect-at 10 --reconnect-within 1
       done
       bench S6 sluice-http-mw200 sluice-http-mw200 s6 -n "$nm" --rate 2000 "${S6_ARGS[@]}"
+      ;;
+    I1)
+      # 50 publishers of the 360p clip, no viewers: server CPU per ingested byte and RSS per
+      # publisher, over RTMP, SRT (srt-tokio caller in the tool, 1316-byte messages) and
+      # MPEG-TS over UDP (7 packets per datagram); the TS is muxed by the tool from the clip.
+      streams=$(scaled 50)
+      for run in sluice-in-rtmp sluice-in-srt sluice-in-udp; do
+        bench I1 "$run" "$run" 'in-{s}' --clip "$CLIP360" --streams "$streams" -n 0 \
+          --duration "$(dur 20)"
+      done
+      ;;
+    I2)
+      # One SRT publisher, 1 000 HTTP-FLV viewers: latency from the tool's send of a frame (as
+      # TS over SRT) to its arrival over HTTP-FLV; next to the same over RTMP.
+      n=$(scaled 1000)
+      for run in sluice-in-srt-flv sluice-in-rtmp-flv; do
+        bench I2 "$run" "$run" i2 --clip "$CLIP360" -n "$n" --rate 200 --duration "$(dur 20)"
+      done
       ;;
     *) echo "unknown scenario $scen" >&2; exit 2 ;;
   esac

@@ -101,10 +101,15 @@ pub struct IngestConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UdpIngest {
-    /// `ip:port` to receive on.
+    /// `ip:port` to receive on. A multicast group (`239.1.2.3:5000`) is joined: the socket binds
+    /// the group's address and port and joins it on `interface`.
     pub listen: SocketAddr,
     /// The stream it publishes: `app/stream`.
     pub stream: String,
+    /// For a multicast `listen`: the address of the local interface to join the group on
+    /// (default: the kernel's choice by the routing table).
+    #[serde(default)]
+    pub interface: Option<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -446,6 +451,13 @@ impl Config {
                 crate::session::names::validate("app", a).is_ok()
                     && crate::session::names::validate("stream", s).is_ok()
             });
+            if u.listen.ip().is_multicast() && !u.listen.is_ipv4() {
+                return bad(
+                    "ingest.udp.listen",
+                    u.listen.to_string(),
+                    "multicast groups must be IPv4",
+                );
+            }
             if !ok {
                 return bad(
                     "ingest.udp.stream",

@@ -321,6 +321,25 @@ pub fn render(ctx: &Ctx) -> String {
         f.sample(&[("app", app), ("stream", stream)], n);
     }
 
+    // Ingest beyond RTMP (MPEG-TS, SRT).
+    let help = "Ingest input problems tolerated or dropped, by protocol and kind \
+                (TS sync loss, continuity gaps, oversized PES, datagrams from strangers...).";
+    let mut f = o.family("sluice_ingest_errors_total", "counter", help);
+    for ((p, k), n) in ctx.ingest.errors() {
+        f.sample(&[("protocol", p), ("kind", k)], n);
+    }
+    let help = "SRT data packets by direction (rx from publishers, tx to viewers) and kind \
+                (packets, retransmitted, dropped too late, loss_reports: NAK packets).";
+    let mut f = o.family("sluice_srt_packets_total", "counter", help);
+    for ((d, k), n) in ctx.ingest.srt() {
+        f.sample(&[("direction", d), ("kind", k)], n);
+    }
+    let help = "SRT handshakes refused or dropped before a connection, by reason.";
+    let mut f = o.family("sluice_srt_refused_total", "counter", help);
+    for (r, n) in ctx.ingest.srt_refusals() {
+        f.sample(&[("reason", r)], n);
+    }
+
     // Per stream.
     let mut rows: Vec<StreamRow> = streams
         .iter()

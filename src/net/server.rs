@@ -66,8 +66,7 @@ impl Server {
         };
         let mut udp = Vec::with_capacity(config.ingest.udp.len());
         for u in &config.ingest.udp {
-            let sock = tokio::net::UdpSocket::bind(u.listen)
-                .await
+            let sock = crate::ingest::mpegts::bind_udp(u)
                 .map_err(|e| bind_error("ingest.udp.listen", u.listen, e))?;
             udp.push((sock, u.stream.clone()));
         }
@@ -92,6 +91,7 @@ impl Server {
             started: std::time::Instant::now(),
             per_ip: PerIp::default(),
             hls: Default::default(),
+            ingest: Default::default(),
             extensions: Default::default(),
         });
         // Where new connections run; None runs them all on the runtime that started the server.

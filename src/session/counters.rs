@@ -260,6 +260,81 @@ impl HlsCounters {
     }
 }
 
+/// Ingest events beyond connection closes (src/ingest and src/net/srt.rs report; `/metrics`
+/// reads): what a demuxer tolerated or dropped, datagrams dropped, SRT packet statistics and
+/// refused SRT handshakes. Bumped only when something happened (a delta), never per frame.
+#[derive(Default)]
+pub struct IngestCounters {
+    /// Input problems by (protocol, kind): `sync_loss`, `continuity`, `pes_oversized`,
+    /// `stranger_datagram`… Each is also logged by the ingest that met it.
+    errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// SRT data packets by (direction, kind): `rx`/`tx` × `packets`, `retransmitted`,
+    /// `dropped` (too late to play), `loss_reports` (NAK packets).
+    srt: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// SRT handshakes refused or dropped, by reason.
+    srt_refused: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl IngestCounters {
+    /// Adds `n` input problems of `kind` met by a `protocol` ingest.
+    pub fn error(&self, protocol: &'static str, kind: &'static str, n: u64) {
+        if n > 0 {
+            let mut m = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+            *m.entry((protocol, kind)).or_insert(0) += n;
+        }
+    }
+
+    /// Adds `n` SRT data packets of `kind` in `direction` (`rx`, `tx`).
+    pub fn srt_packets(&self, direction: &'static str, kind: &'static str, n: u64) {
+        if n > 0 {
+            let mut m = self.srt.lock().unwrap_or_else(|e| e.into_inner());
+            *m.entry((direction, kind)).or_insert(0) += n;
+        }
+    }
+
+    /// Counts one refused SRT handshake.
+    pub fn srt_refused(&self, reason: &'static str) {
+        let mut m = self.srt_refused.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(reason).or_insert(0) += 1;
+    }
+
+    /// Input problems by (protocol, kind), sorted.
+    pub fn errors(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let m = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    /// One error count (0 if none).
+    pub fn error_count(&self, protocol: &str, kind: &str) -> u64 {
+        let m = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter()
+            .filter(|((p, k), _)| *p == protocol && *k == kind)
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    /// SRT data packets by (direction, kind), sorted.
+    pub fn srt(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let m = self.srt.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    /// One SRT packet count (0 if none).
+    pub fn srt_count(&self, direction: &str, kind: &str) -> u64 {
+        let m = self.srt.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter()
+            .filter(|((d, k), _)| *d == direction && *k == kind)
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    /// Refused SRT handshakes by reason, sorted.
+    pub fn srt_refusals(&self) -> Vec<(&'static str, u64)> {
+        let m = self.srt_refused.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

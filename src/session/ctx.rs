@@ -11,7 +11,7 @@ use sluice_hub::Hub;
 use tokio::sync::watch;
 
 use super::clients::Clients;
-use super::counters::{ConnCounters, HlsCounters, Rates};
+use super::counters::{ConnCounters, HlsCounters, IngestCounters, Rates};
 use super::per_ip::PerIp;
 use crate::config::Config;
 
@@ -34,6 +34,8 @@ pub struct Ctx {
     pub per_ip: PerIp,
     /// HLS requests, held requests and window sizes.
     pub hls: HlsCounters,
+    /// Ingest input problems, SRT packet statistics and refusals.
+    pub ingest: IngestCounters,
     /// Server-wide state owned by a room above this one (the HLS segmenters' registry), one
     /// per type, made on first use: `Ctx` carries it without naming its type, which would put
     /// an arrow from here up into that room.

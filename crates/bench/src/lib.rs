@@ -23,6 +23,7 @@ pub mod procstat;
 pub mod publisher;
 pub mod report;
 pub mod scan;
+pub mod ts_publisher;
 pub mod url;
 pub mod viewer;
 
@@ -173,6 +174,12 @@ fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }
 
+/// Where one publisher sends.
+enum Target {
+    Rtmp(Url),
+    Ts(ts_publisher::TsTarget),
+}
+
 /// Runs a benchmark and returns its report. Errors when the publish fails; viewer failures are
 /// part of the report.
 pub async fn run(args: &Args) -> Result<Report, String> {
@@ -186,12 +193,17 @@ pub async fn run(args: &Args) -> Result<Report, String> {
     let clip = Arc::new(Clip::load(&args.clip)?);
     let mut publish_urls = Vec::with_capacity(streams);
     for k in 0..streams {
-        let u = Url::parse(&args.publish_url.replace("{s}", &k.to_string()))?;
+        let raw = args.publish_url.replace("{s}", &k.to_string());
+        if let Some(t) = ts_publisher::TsTarget::parse(&raw) {
+            publish_urls.push(Target::Ts(t?));
+            continue;
+        }
+        let u = Url::parse(&raw)?;
         u.rtmp_parts()?;
         if u.proto != url::Proto::Rtmp {
-            return Err("--publish-url must be rtmp://".into());
+            return Err("--publish-url must be rtmp://, srt:// or udp://".into());
         }
-        publish_urls.push(u);
+        publish_urls.push(Target::Rtmp(u));
     }
     Url::parse(&args.play_url.replace("{i}", "0").replace("{s}", "0"))?;
     // One frame table per stream: each publisher's sends are matched on their own.
@@ -200,6 +212,8 @@ pub async fn run(args: &Args) -> Result<Report, String> {
     let table = tables[0].clone();
     let t0 = table.t0;
     let sampler = args.server_pid.map(|pid| procstat::spawn(pid, t0));
+    let before_publish = args.server_pid.and_then(procstat::read);
+    let publishing_since = Instant::now();
 
     let (stop_pub_tx, stop_pub_rx) = watch::channel(false);
     let mut publishers = Vec::with_capacity(streams);
@@ -214,7 +228,14 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         let clip = clip.clone();
         let stop_pub_rx = stop_pub_rx.clone();
         let publisher = tokio::spawn(async move {
-            publisher::publish(&publish_url, &clip, &table, started_tx, stop_pub_rx).await
+            match &publish_url {
+                Target::Rtmp(u) => {
+                    publisher::publish(u, &clip, &table, started_tx, stop_pub_rx).await
+                }
+                Target::Ts(t) => {
+                    ts_publisher::publish(t, &clip, &table, started_tx, stop_pub_rx).await
+                }
+            }
         });
         let started =
             tokio::time::timeout(Duration::from_secs(15), started_rx.wait_for(|s| *s)).await;
@@ -298,6 +319,8 @@ pub async fn run(args: &Args) -> Result<Report, String> {
     // Taken before the publishers are told to stop: a fast server may end its viewers before
     // the publisher tasks have returned.
     let unpublished = Instant::now();
+    let published_s = publishing_since.elapsed().as_secs_f64();
+    let window_pub_s = window_start.elapsed().as_secs_f64();
     let _ = stop_pub_tx.send(true);
     let mut pub_stats = publisher::PublishStats::default();
     for publisher in publishers {
@@ -351,6 +374,9 @@ pub async fn run(args: &Args) -> Result<Report, String> {
         _ => None,
     };
     let connected = results.iter().filter(|r| r.connected).count();
+    // The publishers send at a steady rate: the window's share of what they sent.
+    let ingested_bytes =
+        (pub_stats.bytes as f64 * (window_pub_s / published_s.max(1e-9)).min(1.0)) as u64;
     let server = match (args.server_pid, sampler) {
         (Some(pid), Some((samples, task))) => {
             let last = procstat::read(pid);
@@ -377,6 +403,16 @@ pub async fn run(args: &Args) -> Result<Report, String> {
                     samples: g.all.clone(),
                     window_start_s,
                     ramp_end_s: window_start_s + args.viewers as f64 / args.rate.max(0.001),
+                    rss_before_publish_kib: before_publish.map_or(0, |b| b.0),
+                    rss_per_publisher_kib: before_publish.map_or(0.0, |p| {
+                        b.rss_kib.saturating_sub(p.0) as f64 / streams as f64
+                    }),
+                    ingested_bytes,
+                    cpu_s_per_ingest_gb: if ingested_bytes > 0 {
+                        cpu_s / (ingested_bytes as f64 / 1e9)
+                    } else {
+                        0.0
+                    },
                 }
             })
         }

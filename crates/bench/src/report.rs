@@ -142,6 +142,14 @@ pub struct ServerStats {
     pub window_start_s: f64,
     /// Sample clock when the last viewer was due to start (`viewers / rate` after the first).
     pub ramp_end_s: f64,
+    /// RSS before the first publisher connected.
+    pub rss_before_publish_kib: u64,
+    /// (baseline - before publishing) / publishers: what one publisher costs.
+    pub rss_per_publisher_kib: f64,
+    /// Bytes the publishers sent during the window (estimated from their steady rate).
+    pub ingested_bytes: u64,
+    /// `cpu_s` per GB ingested (meaningful when there are no viewers: ingest scenarios).
+    pub cpu_s_per_ingest_gb: f64,
 }
 
 /// The whole report.
@@ -337,6 +345,11 @@ impl Report {
                 s,
                 "server pid {}: RSS baseline {} KiB peak {} KiB ({:.1} KiB/viewer) | CPU {:.2} s ({:.2} CPU-s/GB delivered)",
                 sv.pid, sv.rss_baseline_kib, sv.rss_peak_kib, sv.rss_per_viewer_kib, sv.cpu_s, sv.cpu_s_per_gb
+            );
+            let _ = writeln!(
+                s,
+                "ingest: RSS before publishing {} KiB ({:.1} KiB/publisher) | {:.1} MB ingested in the window ({:.2} CPU-s/GB ingested = {:.3} cores per Gbit/s)",
+                sv.rss_before_publish_kib, sv.rss_per_publisher_kib, sv.ingested_bytes as f64 / 1e6, sv.cpu_s_per_ingest_gb, sv.cpu_s_per_ingest_gb * 0.125
             );
         }
         if let Some(o) = &self.origin {

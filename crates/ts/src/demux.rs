@@ -17,7 +17,8 @@
 //!    `payload_unit_start`. A declared length over the cap, or an unbounded PES that grows past
 //!    it, is dropped without allocating past the cap, and counted.
 //! 5. **Elementary streams** ([`crate::es`]): the first H.264/H.265 stream and the first AAC
-//!    (ADTS) stream of the program become frames. Other streams (Opus, MP3, data) are ignored.
+//!    (ADTS) or Opus (private PES with the `Opus` registration descriptor) stream of the
+//!    program become frames. Other streams (MP3, AC-3, data) are ignored.
 //!
 //! Timestamps: PTS/DTS are unwrapped (33-bit wrap) on one monotonic timeline shared by all
 //! streams, and given in milliseconds relative to the first PTS/DTS the demuxer sees, so the
@@ -30,7 +31,7 @@ use bytes::{Buf, BytesMut};
 
 use sluice_media::{Codec, NalCodec};
 
-use crate::es::{AudioEs, VideoEs};
+use crate::es::{AudioEs, OpusEs, VideoEs};
 use crate::packet::{
     AdaptationField, PacketHeader, Pcr, NULL_PID, PACKET_SIZE, PAT_PID, SYNC_BYTE,
 };
@@ -160,6 +161,7 @@ struct PesBuf {
 enum Es {
     Video(VideoEs),
     Audio(AudioEs),
+    Opus(OpusEs),
 }
 
 #[derive(Debug)]
@@ -414,21 +416,30 @@ impl TsDemuxer {
                 return;
             }
         };
-        let pick = |want: &dyn Fn(u8) -> Option<Codec>| {
+        let pick = |want: &dyn Fn(&PmtStream) -> Option<Codec>| {
             pmt.streams.iter().find_map(|s| {
-                want(s.stream_type).map(|codec| EsInfo {
+                want(s).map(|codec| EsInfo {
                     pid: s.pid,
                     stream_type: s.stream_type,
                     codec,
                 })
             })
         };
-        let video = pick(&|t| match t {
+        let video = pick(&|s| match s.stream_type {
             stream_type::H264 => Some(Codec::H264),
             stream_type::H265 => Some(Codec::H265),
             _ => None,
         });
-        let audio = pick(&|t| (t == stream_type::AAC_ADTS).then_some(Codec::Aac));
+        let audio = pick(&|s| match s.stream_type {
+            stream_type::AAC_ADTS => Some(Codec::Aac),
+            stream_type::PRIVATE_PES if s.opus => Some(Codec::Opus),
+            _ => None,
+        });
+        let opus_channels = pmt
+            .streams
+            .iter()
+            .find(|s| audio.is_some_and(|a| a.pid == s.pid))
+            .map_or(0, |s| s.opus_channels);
         let info = ProgramInfo {
             program_number: pmt.program_number,
             pmt_pid,
@@ -463,7 +474,11 @@ impl TsDemuxer {
             self.audio = audio.map(|a| Stream {
                 pid: a.pid,
                 pes: PesBuf::default(),
-                es: Es::Audio(AudioEs::default()),
+                es: if a.codec == Codec::Opus {
+                    Es::Opus(OpusEs::new(opus_channels))
+                } else {
+                    Es::Audio(AudioEs::default())
+                },
             });
         }
         self.program = Some(info.clone());
@@ -596,6 +611,7 @@ impl TsDemuxer {
                 _ => stats.pes_dropped += 1,
             },
             Es::Audio(a) => a.push_pes(es, pts, events, stats),
+            Es::Opus(o) => o.push_pes(es, pts, events, stats),
         }
         // Give the buffer back for reuse (the frames copied what they need).
         st.pes.data = data;

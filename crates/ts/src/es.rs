@@ -360,3 +360,193 @@ fn audio_frame(dts: i64, seq_header: bool, body: Bytes) -> Frame {
         data_offset: 2,
     }
 }
+
+/// The FourCC of Opus in Enhanced RTMP.
+const OPUS: [u8; 4] = *b"Opus";
+
+/// Opus in MPEG-TS (ETSI TS 102 366 style private PES, registration descriptor `Opus`): each
+/// access unit is an `opus_control_header` (0x7FE0 prefix, trim and extension flags, the size as
+/// a run of 0xFF bytes plus a last byte) followed by one Opus packet. Frames come out as
+/// Enhanced RTMP audio: `0x90 | packet type` (0 SequenceStart with an `OpusHead`, 1
+/// CodedFrames), FourCC `Opus`, then the data.
+#[derive(Debug)]
+pub(crate) struct OpusEs {
+    /// Channels from the PMT's DVB extension descriptor (1 or 2; 2 when unknown).
+    channels: u8,
+    /// The `OpusHead` was emitted.
+    head_sent: bool,
+    /// Timestamp (ticks) of the next access unit when a PES carries several.
+    next: Option<i64>,
+}
+
+impl OpusEs {
+    pub(crate) fn new(channels: u8) -> Self {
+        OpusEs {
+            channels: if channels == 1 { 1 } else { 2 },
+            head_sent: false,
+            next: None,
+        }
+    }
+
+    /// One PES payload: its PTS is the first access unit's; each further one follows by the
+    /// duration its TOC byte gives.
+    pub(crate) fn push_pes(
+        &mut self,
+        mut es: &[u8],
+        pts: Option<i64>,
+        out: &mut VecDeque<DemuxEvent>,
+        stats: &mut DemuxStats,
+    ) {
+        if let Some(p) = pts {
+            self.next = Some(p);
+        }
+        while !es.is_empty() {
+            let Some((packet, rest)) = opus_access_unit(es) else {
+                stats.adts_errors += 1;
+                return;
+            };
+            es = rest;
+            let Some(at) = self.next else {
+                stats.audio_frames_without_pts += 1;
+                continue;
+            };
+            let ms = ticks_to_ms(at);
+            if !self.head_sent {
+                let mut body = BytesMut::with_capacity(5 + 19);
+                body.put_u8(0x90);
+                body.put_slice(&OPUS);
+                body.put_slice(b"OpusHead");
+                body.put_u8(1);
+                body.put_u8(self.channels);
+                body.put_u16_le(0); // pre-skip: not carried in TS
+                body.put_u32_le(48_000);
+                body.put_u16_le(0);
+                body.put_u8(0); // mapping family 0: mono or stereo
+                out.push_back(DemuxEvent::Frame(opus_frame(ms, true, body.freeze())));
+                self.head_sent = true;
+            }
+            let mut body = BytesMut::with_capacity(5 + packet.len());
+            body.put_u8(0x91);
+            body.put_slice(&OPUS);
+            body.put_slice(packet);
+            out.push_back(DemuxEvent::Frame(opus_frame(ms, false, body.freeze())));
+            stats.audio_frames += 1;
+            self.next = Some(at + opus_duration_48k(packet) * CLOCK_HZ / 48_000);
+        }
+    }
+}
+
+/// One `opus_control_header` + packet at the start of `es`: (packet, what follows).
+pub(crate) fn opus_access_unit(es: &[u8]) -> Option<(&[u8], &[u8])> {
+    if es.len() < 3 || es[0] != 0x7f || es[1] & 0xe0 != 0xe0 {
+        return None;
+    }
+    let flags = es[1];
+    let mut pos = 2;
+    let mut size = 0usize;
+    loop {
+        let b = *es.get(pos)?;
+        pos += 1;
+        size += usize::from(b);
+        if b != 0xff {
+            break;
+        }
+    }
+    if flags & 0x10 != 0 {
+        pos += 2; // start trim
+    }
+    if flags & 0x08 != 0 {
+        pos += 2; // end trim
+    }
+    if flags & 0x04 != 0 {
+        let len = usize::from(*es.get(pos)?);
+        pos += 1 + len;
+    }
+    let end = pos.checked_add(size)?;
+    let packet = es.get(pos..end)?;
+    if packet.is_empty() {
+        return None;
+    }
+    Some((packet, &es[end..]))
+}
+
+/// Samples at 48 kHz an Opus packet holds, from its TOC byte (RFC 6716 §3.1).
+pub(crate) fn opus_duration_48k(packet: &[u8]) -> i64 {
+    let Some(&toc) = packet.first() else {
+        return 0;
+    };
+    let config = toc >> 3;
+    let frame = match config {
+        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => packet.get(1).map_or(1, |b| i64::from(b & 0x3f)),
+    };
+    frame * frames
+}
+
+fn opus_frame(dts: i64, seq_header: bool, body: Bytes) -> Frame {
+    Frame {
+        track: Track::Audio,
+        codec: Codec::Opus,
+        dts,
+        cts: 0,
+        keyframe: !seq_header,
+        seq_header,
+        body,
+        data_offset: 5,
+    }
+}
+
+#[cfg(test)]
+mod opus_tests {
+    use super::*;
+
+    #[test]
+    fn control_headers_and_durations() {
+        // 20 ms CELT fullband stereo (config 31, one frame), 300 bytes: size 255 + 45.
+        let mut au = vec![0x7f, 0xe0, 0xff, 45];
+        au.push(31 << 3 | 4);
+        au.resize(4 + 300, 0x55);
+        let mut two = au.clone();
+        // With start trim and a 2-byte extension: flags 0x14.
+        two.extend([0x7f, 0xf4, 3, 0, 10, 2, 9, 9, 0xf8, 1, 2]);
+        let (p, rest) = opus_access_unit(&two).unwrap();
+        assert_eq!(p.len(), 300);
+        let (p2, rest2) = opus_access_unit(rest).unwrap();
+        assert_eq!(p2, [0xf8, 1, 2]);
+        assert!(rest2.is_empty());
+        assert_eq!(opus_duration_48k(p), 960);
+        assert_eq!(opus_duration_48k(&[0x03 << 3 | 3, 3]), 3 * 2880);
+        assert!(opus_access_unit(&[0x7f, 0xe0, 10, 1]).is_none(), "short");
+        assert!(opus_access_unit(&[0x47, 0xe0, 1, 1]).is_none(), "no prefix");
+
+        let mut es = OpusEs::new(2);
+        let mut out = VecDeque::new();
+        let mut stats = DemuxStats::default();
+        es.push_pes(&two[..two.len() - 11], Some(90_000), &mut out, &mut stats);
+        let mut au2 = vec![0x7f, 0xe0, 1, 31 << 3];
+        au2.extend(au2.clone());
+        es.push_pes(&au2, None, &mut out, &mut stats);
+        let frames: Vec<Frame> = out
+            .into_iter()
+            .map(|e| match e {
+                DemuxEvent::Frame(f) => f,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(frames.len(), 4);
+        assert!(frames[0].seq_header && &frames[0].payload()[..8] == b"OpusHead");
+        assert_eq!(frames[0].payload()[9], 2);
+        assert_eq!(
+            frames.iter().map(|f| f.dts).collect::<Vec<_>>(),
+            [1000, 1000, 1020, 1040]
+        );
+        assert_eq!(&frames[1].body[..5], b"\x91Opus");
+        assert_eq!(stats.audio_frames, 3);
+    }
+}

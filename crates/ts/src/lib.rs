@@ -26,7 +26,8 @@
 //!   PSI sections are capped at 1 KiB + a packet; an ADTS carry-over at 8 KiB. Measured by
 //!   `tests/alloc_cap.rs`.
 //! - Not handled: 192/204-byte packets (M2TS, FEC), several programs (the first in the PAT is
-//!   followed), Opus/MP3/AC-3 in TS (streams listed in `ProgramInfo::streams` but ignored),
+//!   followed), MP3/AC-3 in TS (streams listed in `ProgramInfo::streams` but ignored), Opus in
+//!   the muxer (the demuxer reads Opus: private PES with the `Opus` registration),
 //!   sections spanning a payload_unit_start, an access unit spread over several PES without
 //!   PTS (each PES is taken to end on an access-unit boundary).
 

@@ -67,6 +67,9 @@ pub struct PmtStream {
     pub pid: u16,
     /// A registration / DVB descriptor named Opus (`Opus` registration) for private PES.
     pub opus: bool,
+    /// Opus channels from a DVB extension descriptor (tag 0x7f, extension 0x80,
+    /// `channel_config_code`); 0 when absent or not 1–2.
+    pub opus_channels: u8,
 }
 
 /// A parsed PMT.
@@ -202,6 +205,7 @@ pub fn parse_pmt(data: &[u8]) -> Result<Pmt, PsiError> {
             stream_type: e[0],
             pid: u16::from_be_bytes([e[1], e[2]]) & 0x1fff,
             opus: has_opus_registration(info),
+            opus_channels: opus_channels(info),
         });
         pos += 5 + es_info_len;
     }
@@ -211,6 +215,22 @@ pub fn parse_pmt(data: &[u8]) -> Result<Pmt, PsiError> {
         pcr_pid,
         streams,
     })
+}
+
+/// The Opus channel count of a DVB extension descriptor (tag 0x7f, extension tag 0x80) in a
+/// descriptor loop: `channel_config_code` 1 or 2; 0 otherwise.
+fn opus_channels(mut d: &[u8]) -> u8 {
+    while d.len() >= 2 {
+        let (tag, len) = (d[0], usize::from(d[1]));
+        let Some(body) = d.get(2..2 + len) else {
+            return 0;
+        };
+        if tag == 0x7f && body.len() >= 2 && body[0] == 0x80 && (1..=2).contains(&body[1]) {
+            return body[1];
+        }
+        d = &d[2 + len..];
+    }
+    0
 }
 
 /// Whether a descriptor loop holds a registration descriptor (tag 5) with format id `Opus`.
@@ -279,12 +299,14 @@ mod tests {
                 PmtStream {
                     stream_type: 0x1B,
                     pid: 0x100,
-                    opus: false
+                    opus: false,
+                    opus_channels: 0
                 },
                 PmtStream {
                     stream_type: 0x0F,
                     pid: 0x101,
-                    opus: false
+                    opus: false,
+                    opus_channels: 0
                 }
             ]
         );
