@@ -10,8 +10,9 @@
 //!   `io_uring_enter` per ring-full, completions reaped in the same call.
 //!
 //! Modes alternate (A B A B …) so that a noisy neighbour hurts both alike. Reported per mode:
-//! the writer thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) per send and per delivered GB, and
-//! the sends that found a full socket. On loopback the receiving side's TCP work runs on the
+//! the writer thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) per send and per delivered GB, the
+//! whole process's CPU over the pass (readers included: same bytes in both modes, so a
+//! difference there means work moved, not saved), and the sends that found a full socket. On loopback the receiving side's TCP work runs on the
 //! sender's CPU too, so both figures include it, as a server's do.
 
 use std::io::Read;
@@ -46,6 +47,8 @@ struct Args {
 
 #[derive(Default, Clone, Copy)]
 struct Tally {
+    /// The whole process (writer, readers, io_uring's kernel workers if any) over the pass.
+    proc_cpu: Duration,
     cpu: Duration,
     sends: u64,
     bytes: u64,
@@ -59,6 +62,16 @@ fn thread_cpu() -> Duration {
     };
     // SAFETY: clock_gettime writes one timespec through a valid pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
@@ -192,8 +205,13 @@ fn main() {
     let mut a = Tally::default();
     let mut b = Tally::default();
     for p in 0..args.passes {
-        let x = pass_writev(&fds, &hdr, &payload, &args);
-        let y = pass_uring(&mut ring, &fds, &hdr, &payload, &args);
+        let p0 = process_cpu();
+        let mut x = pass_writev(&fds, &hdr, &payload, &args);
+        let p1 = process_cpu();
+        let mut y = pass_uring(&mut ring, &fds, &hdr, &payload, &args);
+        let p2 = process_cpu();
+        x.proc_cpu = p1 - p0;
+        y.proc_cpu = p2 - p1;
         eprintln!(
             "pass {p}: writev {:.2} µs/send, io_uring {:.2} µs/send",
             us_per(&x),
@@ -201,6 +219,7 @@ fn main() {
         );
         for (acc, t) in [(&mut a, x), (&mut b, y)] {
             acc.cpu += t.cpu;
+            acc.proc_cpu += t.proc_cpu;
             acc.sends += t.sends;
             acc.bytes += t.bytes;
             acc.full += t.full;
@@ -217,17 +236,20 @@ fn main() {
     );
     for (name, t) in [("writev", a), ("io_uring", b)] {
         println!(
-            "{name:9} writer CPU {:.3} s | {:.2} µs per send | {:.2} CPU-s per GB | sends {} | found full {}",
+            "{name:9} writer CPU {:.3} s | {:.2} µs per send | {:.2} CPU-s per GB | process CPU {:.3} s ({:.2} µs per send) | sends {} | found full {}",
             t.cpu.as_secs_f64(),
             us_per(&t),
             t.cpu.as_secs_f64() / (t.bytes.max(1) as f64 / 1e9),
+            t.proc_cpu.as_secs_f64(),
+            t.proc_cpu.as_secs_f64() * 1e6 / t.sends.max(1) as f64,
             t.sends,
             t.full
         );
     }
     println!(
-        "io_uring / writev CPU per send: {:.3}",
-        us_per(&b) / us_per(&a)
+        "io_uring / writev: writer CPU per send {:.3}, process CPU {:.3}",
+        us_per(&b) / us_per(&a),
+        b.proc_cpu.as_secs_f64() / a.proc_cpu.as_secs_f64().max(1e-9)
     );
 }
 
