@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod record;
+pub use record::{Field, PathTemplate, Piece, QuotaAction, RecordFormat, RecordRule};
+
 /// The annotated default configuration.
 pub const DEFAULT_TOML: &str = include_str!("../config/sluice.toml");
 
@@ -31,6 +34,8 @@ pub struct Config {
     /// Forwards (`[[forward]]`, src/relay): streams published here pushed to RTMP targets.
     pub forward: Vec<ForwardConfig>,
     pub webrtc: WebRtcConfig,
+    /// Recording rules (`[[record]]`, src/record/); none by default.
+    pub record: Vec<RecordRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -584,6 +589,9 @@ impl Config {
         }
         for f in &self.forward {
             f.validate()?;
+        }
+        for r in &self.record {
+            r.validate()?;
         }
         if self.ingest.read_buffer_min == 0
             || self.ingest.read_buffer_min > self.ingest.read_buffer_max

@@ -8,6 +8,7 @@
 //! - [`control`]: metrics, the JSON API, the console → session;
 //! - [`relay`]: edge pulls and forwards → ingest, access, session;
 //! - [`ingest`], [`egress`]: one module per protocol → access, session;
+//! - [`record`]: recording to files, a subscriber like a viewer → access, session;
 //! - [`access`]: auth and hooks → session;
 //! - [`session`]: the shared context, client registry, counters, close reasons, names;
 //! - [`config`]: the settings tree.
@@ -20,6 +21,7 @@ pub mod fuzzing;
 pub mod ingest;
 pub mod net;
 pub mod relay;
+pub mod record;
 pub mod session;
 pub mod webrtc;
 

@@ -30,9 +30,9 @@ pub struct HookEvent {
 /// Most bytes of the response read (the status line is all that matters).
 const MAX_RESPONSE_HEAD: usize = 1024;
 
-/// POSTs `event` to `url` and returns the HTTP status, or why there is none. The whole exchange
+/// POSTs `event` (a [`HookEvent`], or another event's JSON body) to `url` and returns the HTTP status, or why there is none. The whole exchange
 /// (connect, write, status line) must finish within `timeout`.
-pub async fn call(url: &str, event: &HookEvent, timeout: Duration) -> Result<u16, String> {
+pub async fn call<E: Serialize>(url: &str, event: &E, timeout: Duration) -> Result<u16, String> {
     let u = HookUrl::parse(url).ok_or_else(|| format!("invalid hook URL {url:?}"))?;
     let body = serde_json::to_string(event).map_err(|e| e.to_string())?;
     let host_header = if u.port == 80 {

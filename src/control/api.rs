@@ -8,6 +8,9 @@
 //! | DELETE | `/api/v1/streams/{app}/{stream}` | end the publish (viewers end too) |
 //! | GET | `/api/v1/clients` | publishers and viewers |
 //! | DELETE | `/api/v1/clients/{id}` | kick one (reason `kicked`) |
+//! | GET | `/api/v1/recordings` | running recordings (src/record/) |
+//! | POST | `/api/v1/recordings/{app}/{stream}` | start recording with the first matching `[[record]]` rule |
+//! | DELETE | `/api/v1/recordings/{app}/{stream}` | stop it (no automatic restart until the stream ends) |
 //!
 //! With `api.token` set, `/api/v1/` needs `Authorization: Bearer TOKEN`.
 
@@ -72,9 +75,19 @@ fn api(ctx: &Ctx, method: &str, rest: &str) -> Response {
             let list: Vec<Value> = ctx.clients.list().iter().map(|c| client_json(c)).collect();
             Response::json("200 OK", &json!({ "clients": list }))
         }
-        "health" | "streams" | "clients" => not_allowed("GET"),
+        "recordings" if get => {
+            let list: Vec<Value> = crate::record::registry(ctx)
+                .list()
+                .iter()
+                .map(|r| r.json())
+                .collect();
+            Response::json("200 OK", &json!({ "recordings": list }))
+        }
+        "health" | "streams" | "clients" | "recordings" => not_allowed("GET"),
         _ => {
-            if let Some(key) = rest.strip_prefix("streams/") {
+            if let Some(key) = rest.strip_prefix("recordings/") {
+                record(ctx, method, key)
+            } else if let Some(key) = rest.strip_prefix("streams/") {
                 let sp = match StreamPath::parse_path(key) {
                     Ok(sp) => sp,
                     Err(e) => return Response::error("400 Bad Request", e.to_string()),
@@ -136,6 +149,31 @@ fn api(ctx: &Ctx, method: &str, rest: &str) -> Response {
     }
 }
 
+/// `POST` (start) or `DELETE` (stop) `/api/v1/recordings/{app}/{stream}`.
+fn record(ctx: &Ctx, method: &str, key: &str) -> Response {
+    let sp = match StreamPath::parse_path(key) {
+        Ok(sp) => sp,
+        Err(e) => return Response::error("400 Bad Request", e.to_string()),
+    };
+    match method {
+        "POST" => match crate::record::start(ctx, &sp.key, true) {
+            Ok(r) => Response::json("201 Created", &r.json()),
+            Err(e @ crate::record::StartError::Already) => {
+                Response::error("409 Conflict", format!("{}: {e}", sp.key))
+            }
+            Err(e) => Response::error("404 Not Found", format!("{}: {e}", sp.key)),
+        },
+        "DELETE" => {
+            if crate::record::registry(ctx).stop(&sp.key) {
+                Response::json("200 OK", &json!({ "stopped": sp.key }))
+            } else {
+                Response::error("404 Not Found", format!("{}: not recording", sp.key))
+            }
+        }
+        _ => not_allowed("POST, DELETE"),
+    }
+}
+
 fn health(ctx: &Ctx) -> Value {
     json!({
         "status": "ok",
@@ -144,6 +182,26 @@ fn health(ctx: &Ctx) -> Value {
         "streams": ctx.hub.streams().len(),
         "clients": ctx.clients.list().len(),
         "connections": ctx.connections.load(Ordering::Relaxed),
+        "memory": memory_json(ctx),
+    })
+}
+
+/// The memory breakdown of `/api/v1/health`: the owners of `sluice_memory_bytes`, their sum,
+/// and what the process and the allocator say.
+fn memory_json(ctx: &Ctx) -> Value {
+    let owners = super::metrics::memory_owners(ctx);
+    let sum: u64 = owners.iter().map(|(_, n)| n).sum();
+    let mut by_owner = serde_json::Map::new();
+    for (o, n) in owners {
+        by_owner.insert(o.into(), n.into());
+    }
+    let alloc = super::metrics::allocator_stats();
+    json!({
+        "owners": by_owner,
+        "owners_sum": sum,
+        "rss": super::metrics::rss_bytes(),
+        "allocator_allocated": alloc.map(|a| a.allocated),
+        "allocator_resident": alloc.map(|a| a.resident),
     })
 }
 
@@ -280,6 +338,8 @@ fn stream_json(ctx: &Ctx, stream: &Arc<Stream>, clients: &[Arc<Client>]) -> Valu
         "viewers": st.viewers.load(Ordering::Relaxed),
         "viewers_by_protocol": by_proto,
         "ring_bytes": info.ring_bytes,
+        // The seed's sizing rule: a ring needs one GOP at the stream's bitrate, plus 20 %.
+        "ring_needed_bytes": ring_needed(st.last_gop_ms.load(Ordering::Relaxed), rate.bits_per_second),
         "ring_frames": info.ring_frames,
         "bytes_in": st.bytes_in.load(Ordering::Relaxed),
         "frames_in": st.frames_in.load(Ordering::Relaxed),
@@ -290,9 +350,22 @@ fn stream_json(ctx: &Ctx, stream: &Arc<Stream>, clients: &[Arc<Client>]) -> Valu
     })
 }
 
+/// GOP duration × bitrate × 1.2, in bytes: what a ring must hold to serve a new viewer the
+/// whole current GOP.
+fn ring_needed(gop_ms: u64, bits_per_second: f64) -> u64 {
+    (gop_ms as f64 / 1000.0 * bits_per_second / 8.0 * 1.2).round() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_needed_is_the_seed_formula() {
+        // 2 s GOP at 4 Mbit/s: 1 MB, plus 20 %.
+        assert_eq!(ring_needed(2000, 4_000_000.0), 1_200_000);
+        assert_eq!(ring_needed(0, 4_000_000.0), 0);
+    }
 
     #[test]
     fn bearer_token() {

@@ -37,6 +37,31 @@ pub fn rss_bytes() -> Option<u64> {
     Some(pages * u64::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096))
 }
 
+/// jemalloc's allocated and resident bytes, when the binary registered them.
+pub fn allocator_stats() -> Option<AllocatorStats> {
+    ALLOCATOR_STATS.get().and_then(|f| f())
+}
+
+/// Bytes held now, by owner (`sluice_memory_bytes{owner=…}`, `/api/v1/health`): the stream rings
+/// (with their GOP cache) and HLS windows as the hub and the segmenters count them, the rest
+/// from [`crate::session::memory`].
+pub fn memory_owners(ctx: &Ctx) -> Vec<(&'static str, u64)> {
+    let rings: usize = ctx.hub.streams().iter().map(|s| s.info().ring_bytes).sum();
+    let hls: usize = ctx.hls.windows().iter().map(|(_, b)| b).sum();
+    // Each publisher's and viewer's registration: an `Arc<Client>` and its map entry.
+    let clients = ctx.clients.list().len()
+        * (std::mem::size_of::<crate::session::clients::Client>() + 16 + 32);
+    let mut v = vec![
+        ("stream_rings", rings as u64),
+        ("hls_windows", hls as u64),
+        ("client_registry", clients as u64),
+    ];
+    for (owner, label) in crate::session::memory::OWNERS {
+        v.push((label, crate::session::memory::held(owner) as u64));
+    }
+    v
+}
+
 /// Escapes a label value (backslash, double quote, newline).
 fn esc(v: &str) -> String {
     let mut s = String::with_capacity(v.len());
@@ -289,6 +314,12 @@ pub fn render(ctx: &Ctx) -> String {
         let help = "Bytes in physically resident allocator pages (jemalloc stats.resident).";
         o.single("sluice_allocator_resident_bytes", "gauge", help, resident);
     }
+    let help = "Bytes held, by owner, from counters kept where the bytes are held (see docs/DESIGN.md, memory owners). \
+                Stream rings include the GOP cache; viewers' batches hold references to ring frames, not copies.";
+    let mut f = o.family("sluice_memory_bytes", "gauge", help);
+    for (owner, n) in memory_owners(ctx) {
+        f.sample(&[("owner", owner)], n);
+    }
 
     // HLS.
     let help = "HLS requests answered, by variant (fmp4, ts), kind and HTTP status.";
@@ -490,6 +521,7 @@ pub fn render(ctx: &Ctx) -> String {
         }
     }
     relay(&mut o, ctx);
+    crate::record::render_metrics(ctx, &mut o.0);
     o.0
 }
 

@@ -16,6 +16,8 @@ use std::task::{Context, Poll};
 use sluice_hub::Delivery;
 use tokio::io::AsyncWrite;
 
+use crate::session::memory::{Held, Owner};
+
 /// One piece of the write: a range of the header buffer or of a frame's body.
 #[derive(Debug, Clone, Copy)]
 enum Seg {
@@ -45,6 +47,18 @@ pub struct Batch {
     /// the stream's fan-out could not finish is finished by the viewer's task).
     at_seg: u32,
     at_off: u32,
+    /// The batch's share of `sluice_memory_bytes{owner="viewer_batches"}`, updated when it is
+    /// cleared (after each write), not per frame.
+    held: Share,
+}
+
+/// A batch's [`Held`] share, made by `Default`.
+struct Share(Held);
+
+impl Default for Share {
+    fn default() -> Self {
+        Share(Held::new(Owner::ViewerBatches))
+    }
 }
 
 impl Batch {
@@ -81,6 +95,13 @@ impl Batch {
         self.len += end - start;
     }
 
+    /// Bytes the batch's own buffers take (the frames' payloads are the ring's).
+    fn own_bytes(&self) -> usize {
+        self.frames.capacity() * std::mem::size_of::<Delivery>()
+            + self.headers.capacity()
+            + self.segs.capacity() * std::mem::size_of::<Seg>()
+    }
+
     /// Empties the batch, dropping frame references, and gives back memory after a burst.
     pub fn clear(&mut self) {
         self.frames.clear();
@@ -99,6 +120,8 @@ impl Batch {
         if self.headers.capacity() > KEEP_HEADER_BYTES {
             self.headers.shrink_to(KEEP_HEADER_BYTES);
         }
+        let own = self.own_bytes();
+        self.held.0.set(own);
     }
 
     /// Drops the framing but keeps the frames (to re-encode them, e.g. with a prefix).

@@ -63,6 +63,16 @@ impl Core {
 /// Writes between updates of a parked viewer's client byte count (about 0.5 s at 30 fps).
 const REPORT_EVERY: u64 = 16;
 
+/// A slot's allocation (its `Arc` holds two counts before it):
+/// `sluice_memory_bytes{owner="viewer_state"}` per viewer.
+const SLOT_BYTES: usize = std::mem::size_of::<Slot>() + 16;
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        crate::session::memory::sub(crate::session::memory::Owner::ViewerState, SLOT_BYTES);
+    }
+}
+
 /// One viewer's shared state. The fan-out wakes the viewer's task through its client's
 /// [`crate::session::clients::Kick::wake`] when it hands the viewer back.
 pub struct Slot {
@@ -78,6 +88,7 @@ pub struct Slot {
 
 impl Slot {
     pub fn new(sub: Subscriber, fd: RawFd, limits: ViewerLimits, client: Arc<Client>) -> Self {
+        crate::session::memory::add(crate::session::memory::Owner::ViewerState, SLOT_BYTES);
         Slot {
             core: Mutex::new(Core {
                 sub,

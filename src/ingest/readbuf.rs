@@ -2,12 +2,16 @@
 //! small reads, never beyond its cap. A publisher that idles holds `min` bytes; a 20 Mbit/s one
 //! gets large reads (fewer syscalls) without every connection paying for them.
 
+use crate::session::memory::{Held, Owner};
+
 /// Reads that fill less than a quarter of the buffer, in a row, before it halves.
 const SHRINK_AFTER: u32 = 32;
 
 /// An adaptive read buffer.
 pub struct ReadBuf {
     buf: Vec<u8>,
+    /// The buffer's share of `sluice_memory_bytes{owner="ingest_read_buffers"}`.
+    held: Held,
     min: usize,
     max: usize,
     small_reads: u32,
@@ -16,8 +20,11 @@ pub struct ReadBuf {
 impl ReadBuf {
     /// A buffer of `min` bytes that may grow to `max`.
     pub fn new(min: usize, max: usize) -> Self {
+        let mut held = Held::new(Owner::IngestReadBuffers);
+        held.set(min);
         ReadBuf {
             buf: vec![0; min],
+            held,
             min,
             max: max.max(min),
             small_reads: 0,
@@ -28,6 +35,7 @@ impl ReadBuf {
     pub fn space(&mut self) -> &mut [u8] {
         if self.buf.is_empty() {
             self.buf = vec![0; self.min.max(1)];
+            self.held.set(self.buf.capacity());
         }
         &mut self.buf
     }
@@ -40,6 +48,7 @@ impl ReadBuf {
             let grown = (cap * 2).min(self.max);
             // Keep the bytes just read: they are returned below.
             self.buf.resize(grown, 0);
+            self.held.set(self.buf.capacity());
         } else if n < cap / 4 && cap > self.min {
             self.small_reads += 1;
             if self.small_reads >= SHRINK_AFTER {
@@ -47,6 +56,7 @@ impl ReadBuf {
                 let shrunk = (cap / 2).max(self.min);
                 self.buf.truncate(shrunk.max(n));
                 self.buf.shrink_to_fit();
+                self.held.set(self.buf.capacity());
             }
         } else {
             self.small_reads = 0;
@@ -58,6 +68,7 @@ impl ReadBuf {
     /// the next read starts again at the minimum size.
     pub fn release(&mut self) {
         self.buf = Vec::new();
+        self.held.set(0);
         self.small_reads = 0;
     }
 

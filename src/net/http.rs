@@ -769,7 +769,10 @@ async fn read_head(
     max_bytes: usize,
     max_headers: usize,
 ) -> Result<Request, CloseReason> {
+    // While a head is being read: `sluice_memory_bytes{owner="http_request_buffers"}`.
+    let mut held = crate::session::memory::Held::new(crate::session::memory::Owner::HttpRequests);
     loop {
+        held.set(buf.capacity());
         if !buf.is_empty() {
             match parse_head(buf, max_headers) {
                 Ok(Some(r)) => {

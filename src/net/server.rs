@@ -137,6 +137,7 @@ impl Server {
                 Proto::Http,
             )),
             tokio::spawn(reaper(ctx.clone(), placement)),
+            tokio::spawn(crate::record::watch(ctx.clone())),
         ]);
         tasks.extend(crate::relay::start(&ctx));
         tracing::info!(%rtmp_addr, %http_addr, https_addr = ?https_addr, backlog, "sluice listening");
@@ -323,14 +324,20 @@ fn spawn_conn(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, proto: Proto, gu
     // over both would make every HTTP viewer pay for the (larger) RTMP session's state.
     match proto {
         Proto::Rtmp => {
-            tokio::spawn(async move {
+            let mem = TaskMem::<0>;
+            let fut = async move {
                 let _guard = guard;
+                let _mem = mem;
                 let reason = super::rtmp::serve(sock, peer, ctx.clone()).await;
                 ctx.conn_counters.closed(proto as usize, &reason);
-            });
+            };
+            TaskMem::<0>::count(std::mem::size_of_val(&fut));
+            tokio::spawn(fut);
         }
         Proto::Http => {
-            tokio::spawn(async move {
+            let mem = TaskMem::<1>;
+            let fut = async move {
+                let _mem = mem;
                 let served = super::http::serve(sock, peer, ctx.clone(), hls_registry(&ctx)).await;
                 match served {
                     super::http::Served::Closed(reason) => {
@@ -340,14 +347,20 @@ fn spawn_conn(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, proto: Proto, gu
                     // A viewer's loop runs as a task of its own, sized to the viewer's state
                     // alone (this one ends here and frees the request phase's).
                     super::http::Served::Viewer(v) => {
-                        tokio::spawn(async move {
+                        let mem = TaskMem::<2>;
+                        let watch = async move {
                             let _guard = guard;
+                            let _mem = mem;
                             let reason = super::http::watch(v).await;
                             ctx.conn_counters.closed(proto as usize, &reason);
-                        });
+                        };
+                        TaskMem::<2>::count(std::mem::size_of_val(&watch));
+                        tokio::spawn(watch);
                     }
                 }
-            });
+            };
+            TaskMem::<1>::count(std::mem::size_of_val(&fut));
+            tokio::spawn(fut);
         }
         Proto::Https => {
             tokio::spawn(async move {
@@ -362,6 +375,34 @@ fn spawn_conn(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, proto: Proto, gu
                 ctx.conn_counters.closed(proto as usize, &reason);
             });
         }
+    }
+}
+
+/// Sizes of the RTMP connection, HTTP request-phase and HTTP-FLV viewer futures, as spawned.
+static TASK_SIZES: [AtomicUsize; 3] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+/// Per task, what tokio adds to the future (header, scheduler links, join waker): an estimate.
+const TASK_OVERHEAD: usize = 128;
+
+/// A connection task's share of `sluice_memory_bytes{owner="connection_tasks"}`: zero-sized
+/// (the future does not grow), it gives back the size counted at spawn when the task ends.
+struct TaskMem<const P: usize>;
+
+impl<const P: usize> TaskMem<P> {
+    fn count(future_size: usize) {
+        TASK_SIZES[P].store(future_size + TASK_OVERHEAD, Ordering::Relaxed);
+        crate::session::memory::add(
+            crate::session::memory::Owner::ConnectionTasks,
+            future_size + TASK_OVERHEAD,
+        );
+    }
+}
+
+impl<const P: usize> Drop for TaskMem<P> {
+    fn drop(&mut self) {
+        crate::session::memory::sub(
+            crate::session::memory::Owner::ConnectionTasks,
+            TASK_SIZES[P].load(Ordering::Relaxed),
+        );
     }
 }
 

@@ -8,6 +8,7 @@ pub mod close;
 pub mod counters;
 pub mod ctx;
 pub mod demand;
+pub mod memory;
 pub mod names;
 pub mod per_ip;
 pub mod webrtc;
