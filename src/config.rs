@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod profiling;
 mod record;
+pub use profiling::ProfilingConfig;
 pub use record::{Field, PathTemplate, Piece, QuotaAction, RecordFormat, RecordRule};
 
 /// The annotated default configuration.
@@ -36,6 +38,8 @@ pub struct Config {
     pub webrtc: WebRtcConfig,
     /// Recording rules (`[[record]]`, src/record/); none by default.
     pub record: Vec<RecordRule>,
+    /// Heap and CPU profiles over HTTP (src/control/pprof.rs).
+    pub profiling: ProfilingConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -592,6 +596,20 @@ impl Config {
         }
         for r in &self.record {
             r.validate()?;
+        }
+        if !(1..=3600).contains(&self.profiling.max_cpu_seconds) {
+            return bad(
+                "profiling.max_cpu_seconds",
+                self.profiling.max_cpu_seconds.to_string(),
+                "must be 1..=3600",
+            );
+        }
+        if !(1..=1000).contains(&self.profiling.cpu_frequency) {
+            return bad(
+                "profiling.cpu_frequency",
+                self.profiling.cpu_frequency.to_string(),
+                "must be 1..=1000",
+            );
         }
         if self.ingest.read_buffer_min == 0
             || self.ingest.read_buffer_min > self.ingest.read_buffer_max

@@ -16,6 +16,13 @@ use sluice::control::metrics::AllocatorStats;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options: profiling compiled in and ready, sampling inactive until
+/// `profiling.heap_sampling` turns it on (src/control/pprof.rs); one sample per 2^19 bytes.
+#[cfg(feature = "jemalloc")]
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"prof:true,prof_active:false,lg_prof_sample:19\0";
+
 /// jemalloc's allocated and resident bytes (refreshed by advancing its stats epoch).
 #[cfg(not(feature = "jemalloc"))]
 fn jemalloc_stats() -> Option<AllocatorStats> {
@@ -146,6 +153,11 @@ fn main() -> ExitCode {
     if let Err(e) = init_logging(&config) {
         eprintln!("sluice: {e}");
         return ExitCode::from(2);
+    }
+    match sluice::control::pprof::init(&config.profiling) {
+        Ok(()) if config.profiling.heap_sampling => tracing::info!("jemalloc heap sampling on"),
+        Ok(()) => {}
+        Err(e) => tracing::warn!("profiling.heap_sampling: {e}"),
     }
     // Before the runtimes: every connection is a file, and distributions start a process at a
     // soft limit of 1,024 open files.

@@ -42,7 +42,7 @@ pub fn answer(ctx: &Ctx, method: &str, rest: &str, authorization: Option<&str>) 
 }
 
 /// True when no token is configured or the request carries it (compared in constant time).
-fn authorized(token: &str, header: Option<&str>) -> bool {
+pub(crate) fn authorized(token: &str, header: Option<&str>) -> bool {
     if token.is_empty() {
         return true;
     }

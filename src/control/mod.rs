@@ -1,10 +1,12 @@
 //! The control plane on the HTTP listener: `GET /metrics` ([`metrics`]), the JSON API under
-//! `/api/v1/` ([`api`]) and the embedded web console under `/console/` ([`console`]). It reads
+//! `/api/v1/` ([`api`]), the embedded web console under `/console/` ([`console`]) and profiles
+//! under `/debug/pprof/` ([`pprof`]). It reads
 //! the hub, the client registry and the counters in [`crate::session`]; no protocol imports it.
 
 pub mod api;
 pub mod console;
 pub mod metrics;
+pub mod pprof;
 
 use std::borrow::Cow;
 

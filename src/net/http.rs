@@ -297,6 +297,14 @@ async fn route(
             return Err(CloseReason::Timeout("http request head"));
         }
     };
+    if req.path.starts_with("/debug/pprof/") {
+        let auth = req.authorization.as_deref();
+        let q = req.query.as_deref();
+        if let Some(resp) = control::pprof::answer(ctx, &req.method, &req.path, q, auth).await {
+            let _ = write_response(sock, &resp).await;
+            return Err(CloseReason::Responded);
+        }
+    }
     if let Some(resp) = control::route(ctx, &req.method, &req.path, req.authorization.as_deref()) {
         tracing::debug!(%peer, method = %req.method, path = %req.path.escape_debug(), status = resp.status, "http request");
         let _ = write_response(sock, &resp).await;
