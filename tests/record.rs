@@ -230,9 +230,11 @@ fn slow_disk_leaves_viewers_alone_and_records_gaps() {
     }
     assert!(lat.len() > 100, "viewer got only {} video tags", lat.len());
     let spread = lat.iter().max().unwrap() - lat.iter().min().unwrap();
-    // A viewer's jitter here is ~50-150 ms (-re pacing, a loaded machine); a viewer waiting on
-    // the disk would drift by seconds.
-    assert!(spread < 700, "viewer latency spread {spread} ms");
+    // A viewer's jitter here is ~50-300 ms (-re pacing; more on a machine at load 12); a
+    // viewer waiting on the disk would drift by seconds (each write takes 1.5 s for ≤ 1 s of
+    // media, so 8 s of viewing would fall ≥ 2.5 s behind).
+    eprintln!("viewer latency spread {spread} ms");
+    assert!(spread < 1000, "viewer latency spread {spread} ms");
     let recs = get_json(server.http, "/api/v1/recordings");
     let rec = &recs["recordings"][0];
     assert!(rec["gaps"].as_u64().unwrap() >= 1, "{rec}");
@@ -369,6 +371,7 @@ fn write_errors_are_per_recording_and_retried() {
     let _p1 = publish_loop(&media(CLIP), &server.rtmp_url("live/broken"));
     let _p2 = publish_loop(&media(CLIP), &server.rtmp_url("live/cam"));
     wait_for_stream(server.http, "live/cam");
+    wait_for_stream(server.http, "live/broken");
     let viewer = LiveViewer::start(server.http, "live/broken", false);
     let rec = |key: &str| {
         get_json(server.http, "/api/v1/recordings")["recordings"]
@@ -405,8 +408,9 @@ fn write_errors_are_per_recording_and_retried() {
     // The broken stream's viewer was never disturbed.
     let s = viewer.stop();
     assert!(
-        s.video_frames > 50,
-        "viewer of the broken stream got {} frames",
+        !s.ended && s.video_frames >= 25,
+        "viewer of the broken stream ended ({}) or got {} frames",
+        s.ended,
         s.video_frames
     );
 }
