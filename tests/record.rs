@@ -406,7 +406,8 @@ fn write_errors_are_per_recording_and_retried() {
     );
     assert_eq!(rec("live/cam").unwrap()["state"], "recording");
     // The broken stream's viewer was never disturbed.
-    let s = viewer.stop();
+    let s = viewer.snapshot();
+    drop(viewer);
     assert!(
         !s.ended && s.video_frames >= 25,
         "viewer of the broken stream ended ({}) or got {} frames",

@@ -139,18 +139,137 @@ async fn cpu(secs: u64, frequency: u32) -> Result<Vec<u8>, (&'static str, String
         .build()
         .map_err(|e| ("503 Service Unavailable", format!("cpu profiler: {e}")))?;
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    // Symbolizing walks the binary's debug info: off the runtime's threads.
-    let bytes = tokio::task::spawn_blocking(move || {
-        use pprof::protos::Message;
-        let report = guard.report().build().map_err(|e| e.to_string())?;
-        drop(guard);
-        let profile = report.pprof().map_err(|e| e.to_string())?;
-        Ok::<_, String>(profile.encode_to_vec())
-    })
-    .await
-    .map_err(|e| ("500 Internal Server Error", e.to_string()))?
-    .map_err(|e| ("500 Internal Server Error", format!("cpu profile: {e}")))?;
+    // Not symbolized here: backtrace's symbolizer parses the binary's debug info and keeps it
+    // cached for the life of the process (~280 MiB RSS for the release binary). Addresses and
+    // the executable mappings go out instead; pprof symbolizes them with the binary, as it
+    // does jemalloc's heap profiles.
+    let report = guard
+        .report()
+        .build_unresolved()
+        .map_err(|e| ("500 Internal Server Error", format!("cpu profile: {e}")))?;
+    drop(guard);
+    let bytes = encode_unresolved(&report, frequency, secs);
     Ok(bytes)
+}
+
+/// The executable file mappings of this process: (start, end, file offset, path).
+fn executable_mappings() -> Vec<(u64, u64, u64, String)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    maps.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let range = it.next()?;
+            let perms = it.next()?;
+            let offset = u64::from_str_radix(it.next()?, 16).ok()?;
+            let path = it.nth(2)?;
+            if !perms.contains('x') || !path.starts_with('/') {
+                return None;
+            }
+            let (a, b) = range.split_once('-')?;
+            let (a, b) = (
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            );
+            Some((a, b, offset, path.to_string()))
+        })
+        .collect()
+}
+
+/// A pprof `Profile` of raw addresses: samples (count, CPU ns), one location per address, the
+/// mappings pprof needs to symbolize them against the binaries.
+fn encode_unresolved(r: &pprof::UnresolvedReport, frequency: u32, secs: u64) -> Vec<u8> {
+    use pprof::protos::{Label, Location, Mapping, Message, Profile, Sample, ValueType};
+    use std::collections::HashMap;
+    let mut strings: Vec<String> = vec![String::new()];
+    let mut index: HashMap<String, i64> = HashMap::new();
+    let mut s = |x: &str| -> i64 {
+        if let Some(&i) = index.get(x) {
+            return i;
+        }
+        strings.push(x.to_string());
+        index.insert(x.to_string(), strings.len() as i64 - 1);
+        strings.len() as i64 - 1
+    };
+    let maps = executable_mappings();
+    let mapping: Vec<Mapping> = maps
+        .iter()
+        .enumerate()
+        .map(|(i, (a, b, off, path))| Mapping {
+            id: i as u64 + 1,
+            memory_start: *a,
+            memory_limit: *b,
+            file_offset: *off,
+            filename: s(path),
+            ..Mapping::default()
+        })
+        .collect();
+    let period = 1_000_000_000 / i64::from(frequency.max(1));
+    let (samples_s, count_s, cpu_s, ns_s, thread_s) = (
+        s("samples"),
+        s("count"),
+        s("cpu"),
+        s("nanoseconds"),
+        s("thread"),
+    );
+    let mut locations: HashMap<u64, u64> = HashMap::new();
+    let mut location: Vec<Location> = Vec::new();
+    let mut sample = Vec::with_capacity(r.data.len());
+    for (frames, count) in &r.data {
+        let mut ids = Vec::with_capacity(frames.frames.len());
+        for f in frames.frames.iter() {
+            let addr = f.ip() as u64;
+            let next = location.len() as u64 + 1;
+            let id = *locations.entry(addr).or_insert(next);
+            if id == next {
+                let mapping_id = maps
+                    .iter()
+                    .position(|(a, b, _, _)| (*a..*b).contains(&addr))
+                    .map_or(0, |i| i as u64 + 1);
+                location.push(Location {
+                    id,
+                    mapping_id,
+                    address: addr,
+                    ..Location::default()
+                });
+            }
+            ids.push(id);
+        }
+        let thread =
+            String::from_utf8_lossy(&frames.thread_name[..frames.thread_name_length]).into_owned();
+        sample.push(Sample {
+            location_id: ids,
+            value: vec![*count as i64, *count as i64 * period],
+            label: vec![Label {
+                key: thread_s,
+                str: s(&thread),
+                ..Label::default()
+            }],
+        });
+    }
+    let profile = Profile {
+        sample_type: vec![
+            ValueType {
+                ty: samples_s,
+                unit: count_s,
+            },
+            ValueType {
+                ty: cpu_s,
+                unit: ns_s,
+            },
+        ],
+        sample,
+        mapping,
+        location,
+        string_table: strings,
+        period_type: Some(ValueType {
+            ty: cpu_s,
+            unit: ns_s,
+        }),
+        period,
+        duration_nanos: (secs * 1_000_000_000) as i64,
+        ..Profile::default()
+    };
+    profile.encode_to_vec()
 }
 
 #[cfg(feature = "jemalloc")]

@@ -379,7 +379,11 @@ fn spawn_conn(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, proto: Proto, gu
 }
 
 /// Sizes of the RTMP connection, HTTP request-phase and HTTP-FLV viewer futures, as spawned.
-static TASK_SIZES: [AtomicUsize; 3] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+static TASK_SIZES: [AtomicUsize; 3] = [
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+];
 /// Per task, what tokio adds to the future (header, scheduler links, join waker): an estimate.
 const TASK_OVERHEAD: usize = 128;
 
