@@ -84,7 +84,7 @@ fn heap_and_cpu_profiles_decode() {
         &cfg,
         // A ring of up to 60 s so that the live heap is several MB: jemalloc samples one
         // allocation per 512 KiB on average.
-        "[api]\ntoken = \"t0k\"\n[profiling]\nheap_sampling = true\nmax_cpu_seconds = 2\n\
+        "[api]\ntoken = \"t0k\"\n[profiling]\nheap_sampling = true\ncpu_profiles = true\nmax_cpu_seconds = 2\n\
          [hub]\nring_max_duration_ms = 60000\nring_max_bytes = 67108864\nmax_gop_bytes = 67108864\n\
          [log]\nlevel = \"warn\"\n",
     )
@@ -184,4 +184,10 @@ fn profiles_need_a_token() {
     let (status, _, body) = get(server.http, "/debug/pprof/profile?seconds=1", None);
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("api.token"));
+    drop(server);
+    // CPU profiles are off unless configured.
+    let server = TestServer::with(|c| c.api.token = "t".into());
+    let (status, _, body) = get(server.http, "/debug/pprof/profile?seconds=1", Some("t"));
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("profiling.cpu_profiles"));
 }

@@ -6,6 +6,9 @@
 //!   on: jemalloc samples one allocation per 512 KiB on average from then on.
 //! - `GET /debug/pprof/profile?seconds=N`: a CPU profile of the next N seconds (`pprof-rs`,
 //!   SIGPROF at `profiling.cpu_frequency`), N cut to `profiling.max_cpu_seconds`; one at a time.
+//!   Only with `profiling.cpu_profiles` on: pprof-rs allocates its sample table (~270 MiB RSS
+//!   at S1) at the first profile and keeps it for the life of the process. The profile carries
+//!   addresses and the executable mappings, not names: pprof symbolizes them with the binary.
 //!
 //! Both are behind `api.token`, and refused while no token is set: a profile shows the
 //! server's internals and a CPU profile costs CPU.
@@ -57,6 +60,10 @@ pub async fn answer(
             Ok(bytes) => protobuf(bytes, "heap.pb.gz", None),
             Err(e) => Response::error("503 Service Unavailable", e),
         },
+        "profile" if !ctx.config.profiling.cpu_profiles => Response::error(
+            "404 Not Found",
+            "CPU profiles are off: set profiling.cpu_profiles = true (its sample table, ~270 MiB, stays allocated after the first profile)",
+        ),
         "profile" => {
             let cfg = &ctx.config.profiling;
             let asked = crate::access::auth::query_param(query, "seconds")
