@@ -20,8 +20,8 @@ pub mod egress;
 pub mod fuzzing;
 pub mod ingest;
 pub mod net;
-pub mod relay;
 pub mod record;
+pub mod relay;
 pub mod session;
 pub mod webrtc;
 
