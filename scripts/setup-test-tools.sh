@@ -30,6 +30,12 @@ if ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
   apt_install curl openssl ca-certificates
 fi
 
+# iproute2 (`ip netns`): the multicast ingest test runs in a network namespace it creates.
+if ! command -v ip >/dev/null; then
+  say "installing Debian iproute2"
+  apt_install iproute2
+fi
+
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   say "installing Debian ffmpeg"
   apt_install ffmpeg
